@@ -1,0 +1,64 @@
+// The audit trail: one JSON object per event, appended to a JSON Lines file (when configured)
+// and kept in a bounded in-memory ring for /api/sys/audit. Never given secrets.
+#pragma once
+
+#include <boost/json/array.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace portal_auth {
+
+struct audit_event {
+    std::string event; // e.g. "login.succeeded", "impersonation.issued"
+    std::optional<std::int64_t> customer_id;
+    std::optional<std::int64_t> profile_id;
+    std::optional<std::int64_t> target_profile_id;
+    std::optional<std::int64_t> target_customer_id;
+    std::optional<std::string> jti;
+    std::optional<std::string> reason; // short machine-readable cause for denials and failures
+    std::string remote;                // "ip:port" or "[v6]:port"
+};
+
+// {"time":"2026-11-25T17:21:43.123Z","event":...,<fields that are set>,"remote":...}
+std::string format_audit_line(const audit_event& event, std::chrono::system_clock::time_point t);
+
+// RFC 3339 UTC with milliseconds: 2026-11-25T17:21:43.123Z
+std::string format_rfc3339_ms(std::chrono::system_clock::time_point t);
+// RFC 3339 UTC, whole seconds: 2026-11-25T17:21:43Z
+std::string format_rfc3339(std::chrono::system_clock::time_point t);
+
+class audit_log {
+public:
+    explicit audit_log(std::size_t ring_capacity = 10000);
+    ~audit_log();
+    audit_log(const audit_log&) = delete;
+    audit_log& operator=(const audit_log&) = delete;
+
+    // Opens (creates, O_APPEND) the JSON Lines file. If the file ends with a partial line (a
+    // crash mid-write), a newline is appended first so the next line starts clean.
+    boost::system::error_code open_file(const std::string& path);
+
+    // Formats the line, writes it to the file with one write(2) (so it has reached the OS when
+    // this returns) and stores it in the ring. Thread-safe. Returns the write error, if any; the
+    // event is kept in the ring either way.
+    boost::system::error_code record(const audit_event& event,
+                                     std::chrono::system_clock::time_point now);
+
+    // Newest first, at most `limit` events, as parsed JSON objects.
+    boost::json::array recent(std::size_t limit) const;
+
+private:
+    mutable std::mutex mutex_;
+    std::deque<std::string> ring_;
+    std::size_t capacity_;
+    int fd_ = -1;
+};
+
+} // namespace portal_auth

@@ -1,0 +1,38 @@
+// scrypt password hashes in the form $scrypt$ln=L,r=R,p=P$SALT$KEY.
+#pragma once
+
+#include <portal_auth/base64.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace portal_auth {
+
+struct scrypt_params {
+    unsigned log2_n = 14; // N = 2^log2_n
+    unsigned r = 8;
+    unsigned p = 1;
+};
+
+struct password_hash {
+    scrypt_params params;
+    bytes salt;
+    bytes key; // scrypt(password, salt, N, r, p), usually 32 bytes
+};
+
+// Accepted bounds (anything outside: errc::invalid_password_hash): 1 <= ln <= 20, 1 <= r <= 32,
+// 1 <= p <= 16, salt 8..64 bytes, key 16..64 bytes. SALT and KEY are standard base64 unpadded.
+boost::system::result<password_hash> parse_password_hash(std::string_view text);
+
+std::string format_password_hash(const password_hash& hash);
+
+// New random 16-byte salt from RAND_bytes, 32-byte key.
+boost::system::result<password_hash> hash_password(std::string_view password,
+                                                   scrypt_params params = {});
+
+// Recomputes scrypt with the stored parameters and compares in constant time.
+bool verify_password(const password_hash& hash, std::string_view password);
+
+} // namespace portal_auth

@@ -1,0 +1,102 @@
+// In-memory sessions and one-time impersonation grants. Thread-safe; sharded so that threads
+// working on different sessions do not contend.
+#pragma once
+
+#include <portal_auth/directory.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace portal_auth {
+
+using clock_type = std::chrono::system_clock;
+using session_id = std::uint64_t;
+
+// Who made an impersonated session.
+struct impersonator_info {
+    customer_id customer = 0;
+    std::optional<profile_id> profile; // empty for an operator
+    bool is_operator = false;
+    session_id actor_session = 0;      // the actor's session; when it ends, this one ends
+};
+
+struct session_data {
+    customer_id customer = 0;
+    profile_id profile = 0;
+    std::optional<impersonator_info> impersonator;
+    // Hard cap on the session's life (impersonated sessions); refresh never extends past it.
+    std::optional<clock_type::time_point> not_after;
+};
+
+struct session_snapshot {
+    session_id id = 0;
+    session_data data;
+    clock_type::time_point expires_at;
+};
+
+struct issued_tokens {
+    session_id id = 0;
+    std::string access_token;  // base64url of 8 id bytes + 16 random bytes
+    std::string refresh_token; // same shape, independent random part
+    clock_type::time_point expires_at;
+};
+
+class session_store {
+public:
+    explicit session_store(std::size_t shard_count = 64);
+    ~session_store();
+    session_store(const session_store&) = delete;
+    session_store& operator=(const session_store&) = delete;
+
+    // New session living until min(now + ttl, data.not_after).
+    issued_tokens create(session_data data, clock_type::time_point now,
+                         std::chrono::seconds ttl);
+
+    // The live session this access token belongs to, or nothing: unknown, malformed, expired,
+    // revoked, or its impersonation actor's session no longer live. Secrets are compared in
+    // constant time.
+    std::optional<session_snapshot> find_by_access_token(std::string_view token,
+                                                         clock_type::time_point now) const;
+
+    // Is this session live at `now` (exists, not expired, and its actor, if any, live)?
+    bool is_live(session_id id, clock_type::time_point now) const;
+
+    // Rotates both tokens of the session this refresh token belongs to; the old ones stop
+    // working. New expiry: min(now + ttl, not_after). Nothing when the token is not the
+    // current refresh token of a live session.
+    std::optional<issued_tokens> refresh(std::string_view refresh_token,
+                                         clock_type::time_point now, std::chrono::seconds ttl);
+
+    // Moves a session to another profile. False if the session is gone.
+    bool switch_profile(session_id id, profile_id profile);
+
+    // Ends the session. False if it did not exist.
+    bool revoke(session_id id);
+
+    // One-time impersonation grants, keyed by the token's jti.
+    void add_grant(std::string jti, session_id actor_session, clock_type::time_point expires_at);
+    // Removes the grant and returns its actor session; nothing if unknown, already redeemed,
+    // or expired.
+    std::optional<session_id> redeem_grant(std::string_view jti, clock_type::time_point now);
+
+    // Drops expired sessions, sessions whose actor is gone, and expired grants. Returns how many
+    // sessions were dropped.
+    std::size_t sweep(clock_type::time_point now);
+
+    std::size_t size() const;
+
+private:
+    struct shard;
+    shard& shard_for(session_id id) const noexcept;
+    std::vector<std::unique_ptr<shard>> shards_;
+};
+
+} // namespace portal_auth
