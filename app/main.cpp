@@ -1,1 +1,332 @@
-int main() { return 0; }
+// portal-auth: flag parsing and wiring. Everything else lives in the library.
+#include <portal_auth/audit_log.hpp>
+#include <portal_auth/auth_service.hpp>
+#include <portal_auth/directory.hpp>
+#include <portal_auth/password_hash.hpp>
+#include <portal_auth/request_handler.hpp>
+#include <portal_auth/server.hpp>
+#include <portal_auth/session_store.hpp>
+#include <portal_auth/tls_context.hpp>
+#include <portal_auth/token_signer.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr int exit_usage = 2;
+
+constexpr std::string_view usage_text = R"(usage:
+  portal-auth [serve] [options]      run the HTTPS server
+  portal-auth hash-password          read a password on stdin, print its scrypt hash
+  portal-auth gen-key KID            print a new signing-key line "KID SECRET"
+
+options:
+  --listen HOST:PORT                 default 127.0.0.1:8443; [::1]:8443 for IPv6; port 0 = any free port
+  --cert FILE                        PEM certificate chain (default certs/server.pem)
+  --key FILE                         PEM private key (default certs/server.key)
+  --directory FILE                   customers, teams and profiles (JSON; required)
+  --signing-key FILE                 "KID SECRET" lines; the first signs (default: a random key per run)
+  --audit-log FILE                   JSON Lines audit trail, appended
+  --threads N                        worker threads (default: hardware threads)
+  --session-ttl SEC                  default 3600
+  --impersonation-token-ttl SEC      default 60
+  --impersonation-session-ttl SEC    default 1800
+  --max-connections N                default 10000
+  --handshake-timeout SEC            default 10
+  --header-timeout SEC               time to receive a whole request, default 10
+  --idle-timeout SEC                 keep-alive idle time, default 60
+  --shutdown-grace SEC               time for requests in flight at SIGTERM, default 10
+  --disable-impersonation            both impersonation endpoints answer 403, the exchange 401
+)";
+
+// A start-up failure: printed as one line, exit code 2.
+struct usage_error {
+    std::string message;
+};
+
+struct options {
+    std::string listen = "127.0.0.1:8443";
+    std::string cert = "certs/server.pem";
+    std::string key = "certs/server.key";
+    std::string directory;
+    std::string signing_key;
+    std::string audit_log;
+    unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    portal_auth::service_config service;
+    portal_auth::server_config server;
+};
+
+std::uint64_t parse_number(std::string_view flag, std::string_view text, std::uint64_t min,
+                           std::uint64_t max) {
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < min ||
+        value > max)
+        throw usage_error{std::string(flag) + ": expected a whole number from " +
+                          std::to_string(min) + " to " + std::to_string(max) + ", got \"" +
+                          std::string(text) + "\""};
+    return value;
+}
+
+std::chrono::seconds parse_seconds(std::string_view flag, std::string_view text) {
+    constexpr std::uint64_t one_year = 366ull * 24 * 3600;
+    return std::chrono::seconds(parse_number(flag, text, 1, one_year));
+}
+
+tcp::endpoint parse_listen(std::string_view text) {
+    auto fail = [&](std::string_view why) {
+        return usage_error{"--listen: " + std::string(why) + " in \"" + std::string(text) +
+                           "\" (expected HOST:PORT or [IPv6]:PORT)"};
+    };
+    std::string_view host, port;
+    if (text.starts_with('[')) {
+        auto close = text.find("]:");
+        if (close == std::string_view::npos)
+            throw fail("missing \"]:PORT\"");
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string_view::npos)
+            throw fail("missing \":PORT\"");
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    if (host == "localhost")
+        host = "127.0.0.1";
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(std::string(host), ec);
+    if (ec)
+        throw fail("HOST must be an IP address or localhost");
+    auto port_number = parse_number("--listen port", port, 0, 65535);
+    return {address, static_cast<unsigned short>(port_number)};
+}
+
+options parse_options(const std::vector<std::string_view>& args) {
+    options opts;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string_view arg = args[i];
+        std::string_view value;
+        bool has_inline_value = false;
+        if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            has_inline_value = true;
+        }
+        auto take_value = [&]() -> std::string_view {
+            if (has_inline_value)
+                return value;
+            if (i + 1 >= args.size())
+                throw usage_error{std::string(arg) + ": missing value"};
+            return args[++i];
+        };
+        if (arg == "--disable-impersonation") {
+            opts.service.impersonation_enabled = false;
+        } else if (arg == "--listen") {
+            opts.listen = take_value();
+        } else if (arg == "--cert") {
+            opts.cert = take_value();
+        } else if (arg == "--key") {
+            opts.key = take_value();
+        } else if (arg == "--directory") {
+            opts.directory = take_value();
+        } else if (arg == "--signing-key") {
+            opts.signing_key = take_value();
+        } else if (arg == "--audit-log") {
+            opts.audit_log = take_value();
+        } else if (arg == "--threads") {
+            opts.threads = static_cast<unsigned>(parse_number(arg, take_value(), 1, 256));
+        } else if (arg == "--session-ttl") {
+            opts.service.session_ttl = parse_seconds(arg, take_value());
+        } else if (arg == "--impersonation-token-ttl") {
+            opts.service.impersonation_token_ttl = parse_seconds(arg, take_value());
+        } else if (arg == "--impersonation-session-ttl") {
+            opts.service.impersonation_session_ttl = parse_seconds(arg, take_value());
+        } else if (arg == "--max-connections") {
+            opts.server.max_connections = parse_number(arg, take_value(), 1, 1000000);
+        } else if (arg == "--handshake-timeout") {
+            opts.server.handshake_timeout = parse_seconds(arg, take_value());
+        } else if (arg == "--header-timeout") {
+            opts.server.request_timeout = parse_seconds(arg, take_value());
+        } else if (arg == "--idle-timeout") {
+            opts.server.idle_timeout = parse_seconds(arg, take_value());
+        } else if (arg == "--shutdown-grace") {
+            opts.server.shutdown_grace = parse_seconds(arg, take_value());
+        } else {
+            throw usage_error{"unknown option \"" + std::string(args[i]) +
+                              "\" (see portal-auth --help)"};
+        }
+    }
+    if (opts.directory.empty())
+        throw usage_error{"--directory FILE is required"};
+    return opts;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw usage_error{path + ": cannot read: " + std::strerror(errno)};
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+std::shared_ptr<const portal_auth::directory> load_directory(const std::string& path) {
+    std::string detail;
+    auto dir = portal_auth::directory::parse(read_file(path), detail);
+    if (!dir)
+        throw usage_error{path + ": " + detail};
+    return std::make_shared<const portal_auth::directory>(std::move(*dir));
+}
+
+std::shared_ptr<const portal_auth::token_signer> load_signer(const std::string& path) {
+    if (path.empty()) {
+        std::cerr << "portal-auth: warning: no --signing-key given; using a random key for this "
+                     "run (impersonation tokens will not survive a restart)\n";
+        std::vector<portal_auth::signing_key> keys{
+            portal_auth::make_random_signing_key("ephemeral")};
+        return std::make_shared<const portal_auth::token_signer>(std::move(keys));
+    }
+    std::string text = read_file(path);
+    std::string detail;
+    auto keys = portal_auth::parse_signing_keys(text, detail);
+    OPENSSL_cleanse(text.data(), text.size());
+    if (!keys)
+        throw usage_error{path + ": " + detail};
+    return std::make_shared<const portal_auth::token_signer>(std::move(*keys));
+}
+
+std::string format_listen_url(const tcp::endpoint& ep) {
+    auto address = ep.address();
+    std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return "https://" + host + ":" + std::to_string(ep.port());
+}
+
+int serve(const options& opts) {
+    const tcp::endpoint endpoint = parse_listen(opts.listen);
+    auto dir = load_directory(opts.directory);
+    auto signer = load_signer(opts.signing_key);
+    std::string tls_detail;
+    auto tls = portal_auth::make_tls_context(opts.cert, opts.key, tls_detail);
+    if (!tls)
+        throw usage_error{tls_detail};
+
+    portal_auth::audit_log audit;
+    if (!opts.audit_log.empty()) {
+        if (auto ec = audit.open_file(opts.audit_log))
+            throw usage_error{opts.audit_log + ": cannot open the audit log: " + ec.message()};
+    }
+    portal_auth::session_store sessions;
+    portal_auth::auth_service service(opts.service, dir, signer, sessions, audit);
+    portal_auth::request_handler handler(service);
+
+    asio::io_context ioc(static_cast<int>(opts.threads));
+    std::optional<portal_auth::server> server;
+    try {
+        server.emplace(ioc.get_executor(), *tls, endpoint, handler, opts.server);
+    } catch (const boost::system::system_error& e) {
+        throw usage_error{"--listen " + opts.listen + ": " + e.code().message()};
+    }
+
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec)
+            server->stop();
+    });
+    asio::co_spawn(ioc, server->run(), [&](std::exception_ptr e) {
+        signals.cancel();
+        if (e)
+            std::rethrow_exception(e);
+    });
+
+    std::cout << "listening on " << format_listen_url(server->local_endpoint()) << std::endl;
+
+    std::vector<std::jthread> workers;
+    for (unsigned i = 1; i < opts.threads; ++i)
+        workers.emplace_back([&ioc] { ioc.run(); });
+    ioc.run();
+    workers.clear();
+    return 0;
+}
+
+int hash_password_command() {
+    std::string password;
+    std::getline(std::cin, password);
+    if (!password.empty() && password.back() == '\r')
+        password.pop_back();
+    if (password.empty())
+        throw usage_error{"hash-password: no password on stdin"};
+    auto hash = portal_auth::hash_password(password);
+    OPENSSL_cleanse(password.data(), password.size());
+    if (!hash)
+        throw usage_error{"hash-password: " + hash.error().message()};
+    std::cout << portal_auth::format_password_hash(*hash) << '\n';
+    return 0;
+}
+
+int gen_key_command(const std::vector<std::string_view>& args) {
+    if (args.size() != 1)
+        throw usage_error{"gen-key: expected exactly one KID argument"};
+    std::string check = std::string(args[0]) + " " +
+                        portal_auth::base64url_encode(std::string_view(std::string(32, 'x')));
+    std::string detail;
+    if (!portal_auth::parse_signing_keys(check, detail))
+        throw usage_error{"gen-key: invalid KID \"" + std::string(args[0]) +
+                          "\" (letters, digits, '.', '_', '-'; at most 64)"};
+    std::cout << portal_auth::format_signing_key(
+                     portal_auth::make_random_signing_key(std::string(args[0])))
+              << '\n';
+    return 0;
+}
+
+int run(std::vector<std::string_view> args) {
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h" || args[0] == "help")) {
+        std::cout << usage_text;
+        return 0;
+    }
+    if (!args.empty() && args[0] == "hash-password") {
+        if (args.size() != 1)
+            throw usage_error{"hash-password: takes no arguments (the password is read from stdin)"};
+        return hash_password_command();
+    }
+    if (!args.empty() && args[0] == "gen-key")
+        return gen_key_command({args.begin() + 1, args.end()});
+    if (!args.empty() && args[0] == "serve")
+        args.erase(args.begin());
+    return serve(parse_options(args));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(std::vector<std::string_view>(argv + 1, argv + argc));
+    } catch (const usage_error& e) {
+        std::cerr << "portal-auth: " << e.message << '\n';
+        return exit_usage;
+    } catch (const std::exception& e) {
+        std::cerr << "portal-auth: fatal: " << e.what() << '\n';
+        return 1;
+    }
+}

@@ -1,1 +1,238 @@
-// placeholder
+#include <portal_auth/audit_log.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace portal_auth {
+namespace {
+
+namespace json = boost::json;
+
+struct civil_time {
+    int year = 1970;
+    unsigned month = 1;
+    unsigned day = 1;
+    long hours = 0;
+    long minutes = 0;
+    long seconds = 0;
+    long millis = 0;
+};
+
+// std::chrono calendar types: thread-safe, no gmtime state, and correct before 1970 too.
+civil_time to_civil(std::chrono::system_clock::time_point t) {
+    using namespace std::chrono;
+    const auto day_start = floor<days>(t);
+    const year_month_day ymd{day_start};
+    const hh_mm_ss<milliseconds> hms{floor<milliseconds>(t - day_start)};
+    civil_time c;
+    c.year = static_cast<int>(ymd.year());
+    c.month = static_cast<unsigned>(ymd.month());
+    c.day = static_cast<unsigned>(ymd.day());
+    c.hours = static_cast<long>(hms.hours().count());
+    c.minutes = static_cast<long>(hms.minutes().count());
+    c.seconds = static_cast<long>(hms.seconds().count());
+    c.millis = static_cast<long>(hms.subseconds().count());
+    return c;
+}
+
+// Lines must stay parseable JSON, and Boost.JSON copies string bytes verbatim, so malformed
+// UTF-8 is replaced by U+FFFD before serialising.
+std::string valid_utf8(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    const std::size_t n = in.size();
+    std::size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        std::size_t len = 0;
+        unsigned char lo = 0x80;
+        unsigned char hi = 0xBF;
+        if (c < 0x80) {
+            len = 1;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0)
+                lo = 0xA0; // overlong
+            else if (c == 0xED)
+                hi = 0x9F; // surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0)
+                lo = 0x90; // overlong
+            else if (c == 0xF4)
+                hi = 0x8F; // beyond U+10FFFF
+        }
+        bool ok = len != 0 && i + len <= n;
+        for (std::size_t k = 1; ok && k < len; ++k) {
+            const unsigned char min = k == 1 ? lo : 0x80;
+            const unsigned char max = k == 1 ? hi : 0xBF;
+            ok = p[i + k] >= min && p[i + k] <= max;
+        }
+        if (ok) {
+            out.append(in.substr(i, len));
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        }
+    }
+    return out;
+}
+
+boost::system::error_code last_error() {
+    return {errno, boost::system::system_category()};
+}
+
+// Writes everything, retrying on EINTR and short writes.
+boost::system::error_code write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return last_error();
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+// A crash mid-write can leave a partial last line; a newline keeps the next record separate.
+boost::system::error_code terminate_torn_line(const std::string& path, int append_fd) {
+    struct stat st {};
+    if (::fstat(append_fd, &st) != 0)
+        return last_error();
+    if (st.st_size == 0)
+        return {};
+    // The append descriptor is write-only, so the last byte is read through another one.
+    const int read_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (read_fd < 0)
+        return last_error();
+    char last = '\n';
+    ssize_t n;
+    do {
+        n = ::pread(read_fd, &last, 1, st.st_size - 1);
+    } while (n < 0 && errno == EINTR);
+    const boost::system::error_code read_error = n < 0 ? last_error() : boost::system::error_code{};
+    ::close(read_fd);
+    if (read_error)
+        return read_error;
+    if (n == 1 && last != '\n')
+        return write_all(append_fd, "\n");
+    return {};
+}
+
+} // namespace
+
+std::string format_rfc3339_ms(std::chrono::system_clock::time_point t) {
+    const civil_time c = to_civil(t);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ld.%03ldZ", c.year, c.month,
+                  c.day, c.hours, c.minutes, c.seconds, c.millis);
+    return buf;
+}
+
+std::string format_rfc3339(std::chrono::system_clock::time_point t) {
+    const civil_time c = to_civil(t);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", c.year, c.month, c.day,
+                  c.hours, c.minutes, c.seconds);
+    return buf;
+}
+
+std::string format_audit_line(const audit_event& event, std::chrono::system_clock::time_point t) {
+    // json::object keeps insertion order, which fixes the key order of the line.
+    json::object obj;
+    obj["time"] = format_rfc3339_ms(t);
+    obj["event"] = valid_utf8(event.event);
+    if (event.customer_id)
+        obj["customerId"] = *event.customer_id;
+    if (event.profile_id)
+        obj["profileId"] = *event.profile_id;
+    if (event.target_customer_id)
+        obj["targetCustomerId"] = *event.target_customer_id;
+    if (event.target_profile_id)
+        obj["targetProfileId"] = *event.target_profile_id;
+    if (event.jti)
+        obj["jti"] = valid_utf8(*event.jti);
+    if (event.reason)
+        obj["reason"] = valid_utf8(*event.reason);
+    obj["remote"] = valid_utf8(event.remote);
+    return json::serialize(obj);
+}
+
+audit_log::audit_log(std::size_t ring_capacity) : capacity_(ring_capacity) {}
+
+audit_log::~audit_log() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+boost::system::error_code audit_log::open_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return last_error();
+    if (auto ec = terminate_torn_line(path, fd)) {
+        ::close(fd);
+        return ec;
+    }
+    std::lock_guard lock(mutex_);
+    if (fd_ >= 0)
+        ::close(fd_);
+    fd_ = fd;
+    return {};
+}
+
+boost::system::error_code audit_log::record(const audit_event& event,
+                                            std::chrono::system_clock::time_point now) {
+    std::string line = format_audit_line(event, now);
+    line += '\n';
+    std::lock_guard lock(mutex_);
+    // One write of the whole line under the lock keeps lines whole and in ring order.
+    boost::system::error_code ec;
+    if (fd_ >= 0)
+        ec = write_all(fd_, line);
+    if (capacity_ > 0) {
+        line.pop_back();
+        ring_.push_back(std::move(line));
+        while (ring_.size() > capacity_)
+            ring_.pop_front();
+    }
+    return ec;
+}
+
+json::array audit_log::recent(std::size_t limit) const {
+    std::vector<std::string> lines;
+    {
+        std::lock_guard lock(mutex_);
+        const std::size_t count = std::min(limit, ring_.size());
+        lines.reserve(count);
+        for (auto it = ring_.rbegin(); it != ring_.rend() && lines.size() < count; ++it)
+            lines.push_back(*it);
+    }
+    // Parsed outside the lock so readers do not hold up record().
+    json::array out;
+    out.reserve(lines.size());
+    for (const std::string& line : lines) {
+        boost::system::error_code ec;
+        json::value v = json::parse(line, ec);
+        if (!ec && v.is_object())
+            out.push_back(std::move(v));
+    }
+    return out;
+}
+
+} // namespace portal_auth

@@ -40,6 +40,7 @@ public:
             return "only the session customer's own profiles can be selected";
         case errc::forbidden_impersonated_switch:
             return "an impersonated session may not switch profiles";
+        case errc::impersonation_disabled: return "impersonation is disabled";
         case errc::profile_not_found: return "no such profile";
         case errc::customer_not_found: return "no such customer";
         }

@@ -1,1 +1,456 @@
-// placeholder
+#include <portal_auth/request_handler.hpp>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <boost/system/result.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <charconv>
+#include <exception>
+#include <optional>
+#include <string>
+
+namespace portal_auth {
+namespace {
+
+namespace http = boost::beast::http;
+namespace json = boost::json;
+
+// Why a request was malformed: the detail of its 400 answer.
+struct field_error {
+    std::string detail;
+};
+template <class T> using field_result = boost::system::result<T, field_error>;
+
+constexpr std::string_view hsts = "max-age=63072000";
+
+void set_common_headers(http_response& res) {
+    res.set(http::field::server, "portal-auth");
+    res.set(http::field::cache_control, "no-store");
+    res.set(http::field::strict_transport_security, hsts);
+    res.set("X-Content-Type-Options", "nosniff");
+}
+
+http_response json_response(http::status status, const json::value& body, const http_request& req) {
+    http_response res{status, req.version()};
+    set_common_headers(res);
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(req.keep_alive());
+    res.body() = json::serialize(body);
+    res.prepare_payload();
+    return res;
+}
+
+http::status status_for(error_code ec) {
+    if (ec.category() != portal_auth_category())
+        return http::status::internal_server_error;
+    switch (static_cast<errc>(ec.value())) {
+    case errc::invalid_credentials:
+    case errc::unauthenticated:
+    case errc::invalid_refresh_token:
+    case errc::invalid_impersonation_token: return http::status::unauthorized;
+    case errc::forbidden_chain:
+    case errc::forbidden_role:
+    case errc::forbidden_operator_target:
+    case errc::forbidden_not_operator:
+    case errc::forbidden_coworker_profile:
+    case errc::forbidden_impersonated_switch:
+    case errc::impersonation_disabled: return http::status::forbidden;
+    case errc::profile_not_found:
+    case errc::customer_not_found: return http::status::not_found;
+    default: return http::status::internal_server_error;
+    }
+}
+
+http_response error_response(error_code ec, const http_request& req, bool token_presented) {
+    auto status = status_for(ec);
+    // A 500 never tells what broke inside.
+    std::string detail = status == http::status::internal_server_error ? "internal error"
+                                                                        : ec.message();
+    return make_problem_response(status, detail, req.version(), req.keep_alive(),
+                                 token_presented);
+}
+
+http_response bad_request(std::string_view detail, const http_request& req) {
+    return make_problem_response(http::status::bad_request, detail, req.version(),
+                                 req.keep_alive());
+}
+
+// Positive decimal id in int64 range, digits only.
+std::optional<std::int64_t> parse_id(std::string_view text) {
+    if (text.empty() || text.size() > 19)
+        return std::nullopt;
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value <= 0)
+        return std::nullopt;
+    return value;
+}
+
+field_result<std::int64_t> id_from_text(std::string_view text, std::string_view field) {
+    if (auto id = parse_id(text))
+        return *id;
+    return field_error{std::string(field) + " must be a positive integer id"};
+}
+
+field_result<json::object> parse_body_object(const http_request& req) {
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body(), ec);
+    if (ec)
+        return field_error{"request body is not valid JSON: " + ec.message()};
+    if (!body.is_object())
+        return field_error{"request body must be a JSON object"};
+    return std::move(body.get_object());
+}
+
+field_result<std::string_view> string_field(const json::object& body, std::string_view field) {
+    const json::value* v = body.if_contains(field);
+    if (!v)
+        return field_error{"field '" + std::string(field) + "' is required"};
+    if (!v->is_string())
+        return field_error{"field '" + std::string(field) + "' must be a string"};
+    return std::string_view(v->get_string());
+}
+
+field_result<std::int64_t> id_field(const json::object& body, std::string_view field) {
+    const json::value* v = body.if_contains(field);
+    if (!v)
+        return field_error{"field '" + std::string(field) + "' is required"};
+    std::optional<std::int64_t> id;
+    if (v->is_int64() && v->get_int64() > 0)
+        id = v->get_int64();
+    else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX) &&
+             v->get_uint64() > 0)
+        id = static_cast<std::int64_t>(v->get_uint64());
+    if (!id)
+        return field_error{"field '" + std::string(field) + "' must be a positive integer id"};
+    return *id;
+}
+
+json::value impersonator_json(const session_data& data) {
+    if (!data.impersonator)
+        return nullptr;
+    const impersonator_info& who = *data.impersonator;
+    json::value profile = nullptr;
+    if (who.profile)
+        profile = *who.profile;
+    return json::object{
+        {"customerId", who.customer}, {"profileId", profile}, {"operator", who.is_operator}};
+}
+
+json::value session_object_json(const signed_in_session& s, clock_type::time_point now) {
+    auto expires_in =
+        std::chrono::duration_cast<std::chrono::seconds>(s.tokens.expires_at - now).count();
+    return json::object{
+        {"accessToken", s.tokens.access_token},
+        {"tokenType", "Bearer"},
+        {"expiresIn", std::max<std::int64_t>(expires_in, 0)},
+        {"refreshToken", s.tokens.refresh_token},
+        {"customerId", s.data.customer},
+        {"profileId", s.data.profile},
+        {"impersonator", impersonator_json(s.data)},
+    };
+}
+
+json::value session_info_json(const session_snapshot& s) {
+    return json::object{
+        {"customerId", s.data.customer},
+        {"profileId", s.data.profile},
+        {"expiresAt", format_rfc3339(s.expires_at)},
+        {"impersonator", impersonator_json(s.data)},
+    };
+}
+
+json::value listing_json(const profile_listing& listing) {
+    json::array rows;
+    rows.reserve(listing.profiles.size());
+    for (const profile_entry& e : listing.profiles) {
+        rows.push_back(json::object{
+            {"Id", e.entry->id},
+            {"CustomerId", e.entry->customer},
+            {"Name", e.owner ? e.owner->name : std::string()},
+            {"Email", e.owner ? e.owner->email : std::string()},
+            {"TeamId", e.entry->team},
+            {"TeamName", e.in_team ? e.in_team->name : std::string()},
+            {"Role", display_name(e.entry->role_in_team)},
+            {"IsCurrent", e.is_current},
+            {"IsOwn", e.is_own},
+            {"CanImpersonate", e.can_impersonate},
+        });
+    }
+    return json::object{{"CurrentProfileId", listing.current}, {"Profiles", std::move(rows)}};
+}
+
+// "Bearer <token>": the token, or empty when the header is missing or not a Bearer credential.
+std::string_view bearer_token(const http_request& req) {
+    auto it = req.find(http::field::authorization);
+    if (it == req.end())
+        return {};
+    std::string_view value = it->value();
+    constexpr std::string_view scheme = "bearer ";
+    if (value.size() <= scheme.size())
+        return {};
+    for (std::size_t i = 0; i < scheme.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(value[i])) != scheme[i])
+            return {};
+    value.remove_prefix(scheme.size());
+    while (!value.empty() && value.front() == ' ')
+        value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ')
+        value.remove_suffix(1);
+    return value;
+}
+
+} // namespace
+
+struct request_handler::endpoint_context {
+    const http_request& req;
+    const route_match& match;
+    const call_context& call;
+    boost::urls::url_view target;
+    auth_service& service;
+
+    // The caller's live session, or the 401 to send.
+    boost::system::result<session_snapshot, http_response> session() const {
+        std::string_view token = bearer_token(req);
+        if (token.empty())
+            return make_problem_response(http::status::unauthorized,
+                                         "a bearer access token is required", req.version(),
+                                         req.keep_alive(), false);
+        auto found = service.authenticate(token, call);
+        if (!found)
+            return error_response(found.error(), req, true);
+        return *found;
+    }
+
+    // The first value of a query parameter, still percent-encoded: every parameter of ours is
+    // a decimal number, so an encoded one is rejected as non-numeric anyway.
+    std::optional<std::string_view> query(std::string_view key) const {
+        auto params = target.encoded_params();
+        auto it = params.find(key);
+        if (it == params.end())
+            return std::nullopt;
+        return std::string_view((*it).value);
+    }
+};
+
+namespace {
+
+using ctx_t = request_handler::endpoint_context;
+
+http_response token_response(const boost::system::result<std::string>& token, ctx_t& ctx) {
+    if (!token)
+        return error_response(token.error(), ctx.req, false);
+    return json_response(http::status::ok, json::object{{"token", *token}}, ctx.req);
+}
+
+http_response session_response(const boost::system::result<signed_in_session>& s, ctx_t& ctx,
+                               bool token_presented) {
+    if (!s)
+        return error_response(s.error(), ctx.req, token_presented);
+    return json_response(http::status::ok, session_object_json(*s, ctx.call.now), ctx.req);
+}
+
+http_response handle_login(ctx_t& ctx) {
+    auto body = parse_body_object(ctx.req);
+    if (!body)
+        return bad_request(body.error().detail, ctx.req);
+    auto email = string_field(*body, "email");
+    if (!email)
+        return bad_request(email.error().detail, ctx.req);
+    auto password = string_field(*body, "password");
+    if (!password)
+        return bad_request(password.error().detail, ctx.req);
+    return session_response(ctx.service.login(*email, *password, ctx.call), ctx, false);
+}
+
+http_response handle_exchange(ctx_t& ctx) {
+    return session_response(ctx.service.exchange(ctx.match.params[0], ctx.call), ctx, true);
+}
+
+http_response handle_refresh(ctx_t& ctx) {
+    auto body = parse_body_object(ctx.req);
+    if (!body)
+        return bad_request(body.error().detail, ctx.req);
+    auto token = string_field(*body, "refreshToken");
+    if (!token)
+        return bad_request(token.error().detail, ctx.req);
+    return session_response(ctx.service.refresh(*token, ctx.call), ctx, true);
+}
+
+http_response handle_logout(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    ctx.service.logout(*session, ctx.call);
+    http_response res{http::status::no_content, ctx.req.version()};
+    set_common_headers(res);
+    res.keep_alive(ctx.req.keep_alive());
+    res.prepare_payload();
+    return res;
+}
+
+http_response handle_session_info(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    return json_response(http::status::ok, session_info_json(*session), ctx.req);
+}
+
+http_response handle_list_profiles(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    return json_response(http::status::ok, listing_json(ctx.service.list_profiles(*session)),
+                         ctx.req);
+}
+
+http_response handle_switch_profile(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    auto body = parse_body_object(ctx.req);
+    if (!body)
+        return bad_request(body.error().detail, ctx.req);
+    auto target = id_field(*body, "ProfileId");
+    if (!target)
+        return bad_request(target.error().detail, ctx.req);
+    auto updated = ctx.service.switch_profile(*session, *target, ctx.call);
+    if (!updated)
+        return error_response(updated.error(), ctx.req, false);
+    return json_response(http::status::ok, session_info_json(*updated), ctx.req);
+}
+
+http_response handle_impersonate_coworker(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    auto target = id_from_text(ctx.match.params[0], "coworkerId");
+    if (!target)
+        return bad_request(target.error().detail, ctx.req);
+    return token_response(ctx.service.impersonate_coworker(*session, *target, ctx.call), ctx);
+}
+
+http_response handle_impersonate_customer(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    auto text = ctx.query("customerId");
+    if (!text)
+        return bad_request("query parameter 'customerId' is required", ctx.req);
+    auto target = id_from_text(*text, "customerId");
+    if (!target)
+        return bad_request(target.error().detail, ctx.req);
+    return token_response(ctx.service.impersonate_customer(*session, *target, ctx.call), ctx);
+}
+
+constexpr std::int64_t default_audit_limit = 100;
+constexpr std::int64_t max_audit_limit = 1000;
+
+http_response handle_audit(ctx_t& ctx) {
+    auto session = ctx.session();
+    if (!session)
+        return std::move(session.error());
+    std::int64_t limit = default_audit_limit;
+    if (auto text = ctx.query("limit")) {
+        auto parsed = parse_id(*text);
+        if (!parsed || *parsed > max_audit_limit)
+            return bad_request("query parameter 'limit' must be an integer from 1 to " +
+                                   std::to_string(max_audit_limit),
+                               ctx.req);
+        limit = *parsed;
+    }
+    auto events = ctx.service.audit_events(*session, static_cast<std::size_t>(limit));
+    if (!events)
+        return error_response(events.error(), ctx.req, false);
+    return json_response(http::status::ok, json::object{{"Events", std::move(*events)}}, ctx.req);
+}
+
+http_response handle_health(ctx_t& ctx) {
+    return json_response(http::status::ok, json::object{{"status", "ok"}}, ctx.req);
+}
+
+struct endpoint_entry {
+    http::verb method;
+    std::string_view pattern;
+    http_response (*fn)(ctx_t&);
+};
+
+// The API, as a table: one row per endpoint.
+constexpr endpoint_entry endpoint_table[] = {
+    {http::verb::post, "/api/public/auth/login", &handle_login},
+    {http::verb::post, "/api/public/auth/login/{token}", &handle_exchange},
+    {http::verb::post, "/api/public/auth/refresh", &handle_refresh},
+    {http::verb::post, "/api/public/auth/logout", &handle_logout},
+    {http::verb::get, "/api/public/auth/session", &handle_session_info},
+    {http::verb::get, "/api/public/coworkers/profiles", &handle_list_profiles},
+    {http::verb::put, "/api/public/coworkers/profiles/current", &handle_switch_profile},
+    {http::verb::get, "/api/public/coworkers/{coworkerId}/impersonate",
+     &handle_impersonate_coworker},
+    {http::verb::get, "/api/sys/users/impersonate", &handle_impersonate_customer},
+    {http::verb::get, "/api/sys/audit", &handle_audit},
+    {http::verb::get, "/healthz", &handle_health},
+};
+
+} // namespace
+
+http_response make_problem_response(http::status status, std::string_view detail,
+                                    unsigned http_version, bool keep_alive,
+                                    bool token_presented) {
+    http_response res{status, http_version};
+    set_common_headers(res);
+    res.set(http::field::content_type, "application/problem+json");
+    if (status == http::status::unauthorized)
+        res.set(http::field::www_authenticate,
+                token_presented ? R"(Bearer realm="portal-auth", error="invalid_token")"
+                                : R"(Bearer realm="portal-auth")");
+    res.keep_alive(keep_alive);
+    res.body() = json::serialize(json::object{
+        {"type", "about:blank"},
+        {"title", http::obsolete_reason(status)},
+        {"status", static_cast<unsigned>(status)},
+        {"detail", detail},
+    });
+    res.prepare_payload();
+    return res;
+}
+
+request_handler::request_handler(auth_service& service) : service_(service) {
+    for (const endpoint_entry& e : endpoint_table) {
+        router_.add(e.method, e.pattern);
+        endpoints_.push_back(e.fn);
+    }
+}
+
+http_response request_handler::handle(const http_request& req, const call_context& call) const {
+    try {
+        auto target = boost::urls::parse_origin_form(req.target());
+        if (!target)
+            return bad_request("malformed request target", req);
+        auto match = router_.match(req.method(), target->encoded_path());
+        switch (match.result) {
+        case route_match::outcome::not_found:
+            return make_problem_response(http::status::not_found, "no such endpoint",
+                                         req.version(), req.keep_alive());
+        case route_match::outcome::method_not_allowed: {
+            auto res = make_problem_response(http::status::method_not_allowed,
+                                             "method not allowed on this endpoint",
+                                             req.version(), req.keep_alive());
+            res.set(http::field::allow, match.allow);
+            return res;
+        }
+        case route_match::outcome::found: break;
+        }
+        endpoint_context ctx{req, match, call, *target, service_};
+        return endpoints_[match.route](ctx);
+    } catch (const std::exception&) {
+        // Never disclose internals; the listener logs nothing secret either.
+        return make_problem_response(http::status::internal_server_error, "internal error",
+                                     req.version(), false);
+    }
+}
+
+} // namespace portal_auth

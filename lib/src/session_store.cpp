@@ -1,1 +1,352 @@
-// placeholder
+#include <portal_auth/base64.hpp>
+#include <portal_auth/session_store.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+namespace portal_auth {
+namespace {
+
+constexpr std::size_t id_size = 8;
+constexpr std::size_t secret_size = 16;
+constexpr std::size_t token_bytes = id_size + secret_size;
+// base64url without padding of 24 bytes.
+constexpr std::size_t token_chars = token_bytes / 3 * 4;
+// Bounds the walk along actor links so a malformed chain can never loop.
+constexpr int max_actor_hops = 8;
+
+using secret = std::array<unsigned char, secret_size>;
+
+void random_fill(unsigned char* out, std::size_t size) {
+    if (RAND_bytes(out, static_cast<int>(size)) != 1)
+        throw std::runtime_error("RAND_bytes failed");
+}
+
+secret random_secret() {
+    secret s;
+    random_fill(s.data(), s.size());
+    return s;
+}
+
+session_id random_id() {
+    for (;;) {
+        unsigned char raw[id_size];
+        random_fill(raw, sizeof raw);
+        session_id id = 0;
+        for (unsigned char b : raw)
+            id = (id << 8) | b;
+        if (id != 0)
+            return id;
+    }
+}
+
+std::string encode_token(session_id id, const secret& s) {
+    std::array<unsigned char, token_bytes> raw;
+    for (std::size_t i = 0; i < id_size; ++i)
+        raw[i] = static_cast<unsigned char>(id >> (8 * (id_size - 1 - i)));
+    std::copy(s.begin(), s.end(), raw.begin() + id_size);
+    return base64url_encode(raw);
+}
+
+struct decoded_token {
+    session_id id = 0;
+    secret secret_part{};
+};
+
+std::optional<decoded_token> decode_token(std::string_view token) {
+    if (token.size() != token_chars)
+        return std::nullopt;
+    auto raw = base64url_decode(token);
+    if (!raw || raw->size() != token_bytes)
+        return std::nullopt;
+    decoded_token out;
+    for (std::size_t i = 0; i < id_size; ++i)
+        out.id = (out.id << 8) | (*raw)[i];
+    std::copy(raw->begin() + id_size, raw->end(), out.secret_part.begin());
+    return out;
+}
+
+bool same_secret(const secret& a, const secret& b) noexcept {
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+clock_type::time_point capped_expiry(clock_type::time_point now, std::chrono::seconds ttl,
+                                     const std::optional<clock_type::time_point>& not_after) {
+    clock_type::time_point expiry = now + ttl;
+    if (not_after && *not_after < expiry)
+        expiry = *not_after;
+    return expiry;
+}
+
+// Kept small so a million sessions stay around 100 MiB: the rarely used impersonation fields
+// live in a separate allocation only for sessions that have them.
+struct session_record {
+    struct extra_fields {
+        std::optional<impersonator_info> impersonator;
+        std::optional<clock_type::time_point> not_after;
+    };
+
+    secret access;
+    secret refresh;
+    customer_id customer = 0;
+    profile_id profile = 0;
+    clock_type::time_point expires_at;
+    std::unique_ptr<extra_fields> extra;
+
+    std::optional<session_id> actor() const noexcept {
+        if (extra && extra->impersonator)
+            return extra->impersonator->actor_session;
+        return std::nullopt;
+    }
+
+    std::optional<clock_type::time_point> not_after() const noexcept {
+        return extra ? extra->not_after : std::nullopt;
+    }
+
+    session_data data() const {
+        session_data d;
+        d.customer = customer;
+        d.profile = profile;
+        if (extra) {
+            d.impersonator = extra->impersonator;
+            d.not_after = extra->not_after;
+        }
+        return d;
+    }
+};
+
+} // namespace
+
+struct session_store::shard {
+    std::mutex mutex;
+    std::unordered_map<session_id, session_record> sessions;
+};
+
+struct session_store::grant_table {
+    std::mutex mutex;
+    std::unordered_map<std::string, impersonation_grant> grants;
+};
+
+session_store::session_store(std::size_t shard_count) : grants_(std::make_unique<grant_table>()) {
+    shards_.reserve(std::max<std::size_t>(shard_count, 1));
+    for (std::size_t i = 0; i < std::max<std::size_t>(shard_count, 1); ++i)
+        shards_.push_back(std::make_unique<shard>());
+}
+
+session_store::~session_store() = default;
+
+session_store::shard& session_store::shard_for(session_id id) const noexcept {
+    return *shards_[id % shards_.size()];
+}
+
+issued_tokens session_store::create(session_data data, clock_type::time_point now,
+                                    std::chrono::seconds ttl) {
+    session_record rec;
+    rec.access = random_secret();
+    rec.refresh = random_secret();
+    rec.customer = data.customer;
+    rec.profile = data.profile;
+    rec.expires_at = capped_expiry(now, ttl, data.not_after);
+    if (data.impersonator || data.not_after) {
+        rec.extra = std::make_unique<session_record::extra_fields>(
+            session_record::extra_fields{std::move(data.impersonator), data.not_after});
+    }
+
+    const secret access = rec.access;
+    const secret refresh = rec.refresh;
+    issued_tokens out;
+    out.expires_at = rec.expires_at;
+    for (;;) {
+        session_id id = random_id();
+        shard& s = shard_for(id);
+        std::lock_guard lock(s.mutex);
+        // A collision of random 64-bit ids is practically impossible, but must never merge
+        // two sessions.
+        auto [it, inserted] = s.sessions.try_emplace(id, std::move(rec));
+        if (inserted) {
+            out.id = id;
+            break;
+        }
+    }
+    out.access_token = encode_token(out.id, access);
+    out.refresh_token = encode_token(out.id, refresh);
+    return out;
+}
+
+std::optional<session_snapshot>
+session_store::find_by_access_token(std::string_view token, clock_type::time_point now) const {
+    auto decoded = decode_token(token);
+    if (!decoded)
+        return std::nullopt;
+
+    session_snapshot snapshot;
+    std::optional<session_id> actor;
+    {
+        shard& s = shard_for(decoded->id);
+        std::lock_guard lock(s.mutex);
+        auto it = s.sessions.find(decoded->id);
+        if (it == s.sessions.end())
+            return std::nullopt;
+        const session_record& rec = it->second;
+        if (!same_secret(rec.access, decoded->secret_part) || !(now < rec.expires_at))
+            return std::nullopt;
+        snapshot.id = decoded->id;
+        snapshot.data = rec.data();
+        snapshot.expires_at = rec.expires_at;
+        actor = rec.actor();
+    }
+    // Checked after releasing this shard: two shard locks are never held at once.
+    if (actor && !is_live(*actor, now))
+        return std::nullopt;
+    return snapshot;
+}
+
+bool session_store::is_live(session_id id, clock_type::time_point now) const {
+    session_id current = id;
+    for (int hop = 0; hop < max_actor_hops; ++hop) {
+        std::optional<session_id> actor;
+        {
+            shard& s = shard_for(current);
+            std::lock_guard lock(s.mutex);
+            auto it = s.sessions.find(current);
+            if (it == s.sessions.end() || !(now < it->second.expires_at))
+                return false;
+            actor = it->second.actor();
+        }
+        if (!actor)
+            return true;
+        current = *actor;
+    }
+    return false;
+}
+
+std::optional<issued_tokens> session_store::refresh(std::string_view refresh_token,
+                                                    clock_type::time_point now,
+                                                    std::chrono::seconds ttl) {
+    auto decoded = decode_token(refresh_token);
+    if (!decoded)
+        return std::nullopt;
+    const secret new_access = random_secret();
+    const secret new_refresh = random_secret();
+    shard& s = shard_for(decoded->id);
+
+    // Rotates the record if the presented refresh token is still its current one; the caller
+    // holds the shard lock.
+    auto rotate = [&](session_record& rec) {
+        rec.access = new_access;
+        rec.refresh = new_refresh;
+        rec.expires_at = capped_expiry(now, ttl, rec.not_after());
+        return rec.expires_at;
+    };
+    auto tokens = [&](clock_type::time_point expires_at) {
+        return issued_tokens{decoded->id, encode_token(decoded->id, new_access),
+                             encode_token(decoded->id, new_refresh), expires_at};
+    };
+
+    std::optional<session_id> actor;
+    {
+        std::lock_guard lock(s.mutex);
+        auto it = s.sessions.find(decoded->id);
+        if (it == s.sessions.end())
+            return std::nullopt;
+        session_record& rec = it->second;
+        if (!same_secret(rec.refresh, decoded->secret_part) || !(now < rec.expires_at))
+            return std::nullopt;
+        actor = rec.actor();
+        if (!actor)
+            return tokens(rotate(rec));
+    }
+
+    // Impersonated: the actor's shard is consulted without holding this one.
+    if (!is_live(*actor, now)) {
+        revoke(decoded->id);
+        return std::nullopt;
+    }
+
+    std::lock_guard lock(s.mutex);
+    auto it = s.sessions.find(decoded->id);
+    // Re-checked: a concurrent refresh or revoke may have won in the meantime.
+    if (it == s.sessions.end() || !same_secret(it->second.refresh, decoded->secret_part) ||
+        !(now < it->second.expires_at)) {
+        return std::nullopt;
+    }
+    return tokens(rotate(it->second));
+}
+
+bool session_store::switch_profile(session_id id, profile_id profile) {
+    shard& s = shard_for(id);
+    std::lock_guard lock(s.mutex);
+    auto it = s.sessions.find(id);
+    if (it == s.sessions.end())
+        return false;
+    it->second.profile = profile;
+    return true;
+}
+
+bool session_store::revoke(session_id id) {
+    shard& s = shard_for(id);
+    std::lock_guard lock(s.mutex);
+    return s.sessions.erase(id) != 0;
+}
+
+void session_store::add_grant(std::string jti, impersonation_grant grant) {
+    std::lock_guard lock(grants_->mutex);
+    grants_->grants.insert_or_assign(std::move(jti), std::move(grant));
+}
+
+std::optional<impersonation_grant> session_store::redeem_grant(std::string_view jti,
+                                                               clock_type::time_point now) {
+    std::lock_guard lock(grants_->mutex);
+    auto it = grants_->grants.find(std::string(jti));
+    if (it == grants_->grants.end())
+        return std::nullopt;
+    const impersonation_grant g = it->second;
+    // Single use: a late redemption still consumes the grant.
+    grants_->grants.erase(it);
+    if (!(now < g.expires_at))
+        return std::nullopt;
+    return g;
+}
+
+std::size_t session_store::sweep(clock_type::time_point now) {
+    std::size_t removed = 0;
+    std::vector<std::pair<session_id, session_id>> impersonated; // (session, actor)
+    for (const auto& s : shards_) {
+        std::lock_guard lock(s->mutex);
+        for (auto it = s->sessions.begin(); it != s->sessions.end();) {
+            if (!(now < it->second.expires_at)) {
+                it = s->sessions.erase(it);
+                ++removed;
+                continue;
+            }
+            if (auto actor = it->second.actor())
+                impersonated.emplace_back(it->first, *actor);
+            ++it;
+        }
+    }
+    // Second pass without any lock held while asking about the actors.
+    for (const auto& [id, actor] : impersonated) {
+        if (!is_live(actor, now) && revoke(id))
+            ++removed;
+    }
+
+    std::lock_guard lock(grants_->mutex);
+    std::erase_if(grants_->grants,
+                  [&](const auto& entry) { return !(now < entry.second.expires_at); });
+    return removed;
+}
+
+std::size_t session_store::size() const {
+    std::size_t total = 0;
+    for (const auto& s : shards_) {
+        std::lock_guard lock(s->mutex);
+        total += s->sessions.size();
+    }
+    return total;
+}
+
+} // namespace portal_auth

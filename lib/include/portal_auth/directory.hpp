@@ -49,6 +49,15 @@ struct profile {
 
 class directory {
 public:
+    // by_customer_ / by_team_ point into profiles_. Moves keep those pointers valid (a moved
+    // vector keeps its buffer); copies rebuild them so they point into the copy.
+    directory() = default;
+    directory(const directory& other);
+    directory& operator=(const directory& other);
+    directory(directory&&) noexcept = default;
+    directory& operator=(directory&&) noexcept = default;
+    ~directory() = default;
+
     // Parses and validates the directory JSON. On failure returns errc::invalid_directory and
     // sets error_detail to a one-line message naming the field, e.g.
     // "customers[2].email: duplicate value \"a@b.test\"" or "profiles[0].teamId: unknown team 7".
@@ -71,9 +80,12 @@ public:
     bool impersonation_enabled() const noexcept { return impersonation_enabled_; }
 
     std::size_t customer_count() const noexcept { return customers_.size(); }
+    std::span<const customer> customers() const noexcept { return customers_; }
     std::size_t profile_count() const noexcept { return profiles_.size(); }
 
 private:
+    void link_profiles();
+
     std::vector<customer> customers_;
     std::vector<team> teams_;
     std::vector<profile> profiles_;

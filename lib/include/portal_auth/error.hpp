@@ -40,6 +40,7 @@ enum class errc {
     forbidden_not_operator,
     forbidden_coworker_profile,
     forbidden_impersonated_switch,
+    impersonation_disabled,
     profile_not_found,
     customer_not_found,
 };

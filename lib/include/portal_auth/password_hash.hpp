@@ -23,16 +23,19 @@ struct password_hash {
 };
 
 // Accepted bounds (anything outside: errc::invalid_password_hash): 1 <= ln <= 20, 1 <= r <= 32,
-// 1 <= p <= 16, salt 8..64 bytes, key 16..64 bytes. SALT and KEY are standard base64 unpadded.
+// 1 <= p <= 16, salt 8..64 bytes, key 16..64 bytes, and ln < 16 * r (scrypt's own limit). Numbers
+// are plain decimal without sign or leading zeros. SALT and KEY are standard base64 unpadded.
 boost::system::result<password_hash> parse_password_hash(std::string_view text);
 
 std::string format_password_hash(const password_hash& hash);
 
-// New random 16-byte salt from RAND_bytes, 32-byte key.
+// New random 16-byte salt from RAND_bytes, 32-byte key. Errors: invalid_password_hash for
+// params outside the bounds above, openssl_failure.
 boost::system::result<password_hash> hash_password(std::string_view password,
                                                    scrypt_params params = {});
 
-// Recomputes scrypt with the stored parameters and compares in constant time.
+// Recomputes scrypt with the stored parameters and compares in constant time. False as well
+// when the hash is outside the bounds above.
 bool verify_password(const password_hash& hash, std::string_view password);
 
 } // namespace portal_auth

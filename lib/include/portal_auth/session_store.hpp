@@ -25,7 +25,7 @@ struct impersonator_info {
     customer_id customer = 0;
     std::optional<profile_id> profile; // empty for an operator
     bool is_operator = false;
-    session_id actor_session = 0;      // the actor's session; when it ends, this one ends
+    session_id actor_session = 0; // the actor's session; when it ends, this one ends
 };
 
 struct session_data {
@@ -39,6 +39,13 @@ struct session_data {
 struct session_snapshot {
     session_id id = 0;
     session_data data;
+    clock_type::time_point expires_at;
+};
+
+// What an unredeemed impersonation token stands for, kept server-side by its jti.
+struct impersonation_grant {
+    impersonator_info actor; // actor_session: the issuing session
+    profile_id target = 0;
     clock_type::time_point expires_at;
 };
 
@@ -57,8 +64,7 @@ public:
     session_store& operator=(const session_store&) = delete;
 
     // New session living until min(now + ttl, data.not_after).
-    issued_tokens create(session_data data, clock_type::time_point now,
-                         std::chrono::seconds ttl);
+    issued_tokens create(session_data data, clock_type::time_point now, std::chrono::seconds ttl);
 
     // The live session this access token belongs to, or nothing: unknown, malformed, expired,
     // revoked, or its impersonation actor's session no longer live. Secrets are compared in
@@ -72,8 +78,8 @@ public:
     // Rotates both tokens of the session this refresh token belongs to; the old ones stop
     // working. New expiry: min(now + ttl, not_after). Nothing when the token is not the
     // current refresh token of a live session.
-    std::optional<issued_tokens> refresh(std::string_view refresh_token,
-                                         clock_type::time_point now, std::chrono::seconds ttl);
+    std::optional<issued_tokens> refresh(std::string_view refresh_token, clock_type::time_point now,
+                                         std::chrono::seconds ttl);
 
     // Moves a session to another profile. False if the session is gone.
     bool switch_profile(session_id id, profile_id profile);
@@ -82,10 +88,10 @@ public:
     bool revoke(session_id id);
 
     // One-time impersonation grants, keyed by the token's jti.
-    void add_grant(std::string jti, session_id actor_session, clock_type::time_point expires_at);
-    // Removes the grant and returns its actor session; nothing if unknown, already redeemed,
-    // or expired.
-    std::optional<session_id> redeem_grant(std::string_view jti, clock_type::time_point now);
+    void add_grant(std::string jti, impersonation_grant grant);
+    // Removes the grant and returns it; nothing if unknown, already redeemed, or expired.
+    std::optional<impersonation_grant> redeem_grant(std::string_view jti,
+                                                    clock_type::time_point now);
 
     // Drops expired sessions, sessions whose actor is gone, and expired grants. Returns how many
     // sessions were dropped.
@@ -95,8 +101,10 @@ public:
 
 private:
     struct shard;
+    struct grant_table;
     shard& shard_for(session_id id) const noexcept;
     std::vector<std::unique_ptr<shard>> shards_;
+    std::unique_ptr<grant_table> grants_;
 };
 
 } // namespace portal_auth

@@ -1,0 +1,144 @@
+// The domain: sign-in, sessions, profiles and impersonation, over the directory, the session
+// store, the token signer and the audit log. No I/O besides the audit log's append.
+#pragma once
+
+#include <portal_auth/audit_log.hpp>
+#include <portal_auth/directory.hpp>
+#include <portal_auth/error.hpp>
+#include <portal_auth/session_store.hpp>
+#include <portal_auth/token_signer.hpp>
+
+#include <boost/json/array.hpp>
+#include <boost/system/result.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portal_auth {
+
+struct service_config {
+    std::chrono::seconds session_ttl{3600};
+    std::chrono::seconds impersonation_token_ttl{60};
+    std::chrono::seconds impersonation_session_ttl{1800};
+    // Off: both impersonation endpoints answer 403 and the exchange 401. The directory's
+    // "impersonationEnabled": false has the same effect.
+    bool impersonation_enabled = true;
+};
+
+inline constexpr std::string_view token_issuer = "portal-auth";
+inline constexpr std::string_view impersonation_audience = "portal-auth/login";
+
+// A session as handed to the client: its tokens and who it is.
+struct signed_in_session {
+    issued_tokens tokens;
+    session_data data;
+};
+
+// One row of the profiles listing.
+struct profile_entry {
+    const profile* entry = nullptr;
+    const customer* owner = nullptr;
+    const team* in_team = nullptr;
+    bool is_current = false;
+    bool is_own = false;
+    bool can_impersonate = false;
+};
+
+struct profile_listing {
+    profile_id current = 0;
+    std::vector<profile_entry> profiles; // sorted by profile id
+    std::shared_ptr<const directory> keep_alive; // the directory the pointers above point into
+};
+
+// Who is calling: the remote address for the audit trail and the time of the request.
+struct call_context {
+    std::string remote;
+    clock_type::time_point now;
+};
+
+// Whether the session (on its current profile) may impersonate `target` under the coworker
+// rules. Success, or forbidden_chain / profile_not_found / forbidden_role /
+// forbidden_operator_target. The one place these rules live.
+error_code check_coworker_impersonation(const directory& dir, const session_data& actor,
+                                        profile_id target);
+
+// Thread-safe: every member may be called concurrently.
+class auth_service {
+public:
+    auth_service(service_config config, std::shared_ptr<const directory> dir,
+                 std::shared_ptr<const token_signer> signer, session_store& sessions,
+                 audit_log& audit);
+
+    // errc::invalid_credentials for an unknown e-mail or a wrong password; both take one scrypt.
+    boost::system::result<signed_in_session> login(std::string_view email,
+                                                   std::string_view password,
+                                                   const call_context& call);
+
+    // The live session of a bearer access token, or errc::unauthenticated.
+    boost::system::result<session_snapshot> authenticate(std::string_view access_token,
+                                                         const call_context& call) const;
+
+    boost::system::result<signed_in_session> refresh(std::string_view refresh_token,
+                                                     const call_context& call);
+
+    void logout(const session_snapshot& session, const call_context& call);
+
+    profile_listing list_profiles(const session_snapshot& session) const;
+
+    // The updated session on success.
+    boost::system::result<session_snapshot> switch_profile(const session_snapshot& session,
+                                                           profile_id target,
+                                                           const call_context& call);
+
+    // A signed single-use impersonation token for a coworker's profile.
+    boost::system::result<std::string> impersonate_coworker(const session_snapshot& session,
+                                                            profile_id target,
+                                                            const call_context& call);
+
+    // Operators only: a token for the target customer's lowest-id profile.
+    boost::system::result<std::string> impersonate_customer(const session_snapshot& session,
+                                                            customer_id target,
+                                                            const call_context& call);
+
+    // Redeems an impersonation token for a session as its target.
+    boost::system::result<signed_in_session> exchange(std::string_view token,
+                                                      const call_context& call);
+
+    // Operators only: the newest audit events.
+    boost::system::result<boost::json::array> audit_events(const session_snapshot& session,
+                                                           std::size_t limit) const;
+
+    // Drops expired sessions and grants; call periodically.
+    std::size_t sweep(clock_type::time_point now) { return sessions_.sweep(now); }
+
+    std::shared_ptr<const directory> current_directory() const { return dir_.load(); }
+
+    // Replaces the directory (reload); sessions are kept.
+    void replace_directory(std::shared_ptr<const directory> dir) { dir_.store(std::move(dir)); }
+
+    const service_config& config() const noexcept { return config_; }
+
+private:
+    bool impersonation_allowed(const directory& dir) const noexcept;
+    boost::system::result<std::string> issue_impersonation_token(const session_snapshot& actor,
+                                                                 const profile& target,
+                                                                 bool as_operator,
+                                                                 const call_context& call);
+    void record_denial(const session_snapshot& session, std::string_view event,
+                       std::optional<profile_id> target_profile,
+                       std::optional<customer_id> target_customer, error_code why,
+                       const call_context& call);
+
+    service_config config_;
+    std::atomic<std::shared_ptr<const directory>> dir_;
+    std::shared_ptr<const token_signer> signer_;
+    session_store& sessions_;
+    audit_log& audit_;
+    password_hash dummy_hash_; // verified for unknown e-mails so both failures cost the same
+};
+
+} // namespace portal_auth

@@ -1,0 +1,141 @@
+// Shared fixtures: a throwaway PKI, a fast test directory, a running TLS server on 127.0.0.1:0
+// and a blocking HTTPS client for it.
+#pragma once
+
+#include <portal_auth/audit_log.hpp>
+#include <portal_auth/auth_service.hpp>
+#include <portal_auth/request_handler.hpp>
+#include <portal_auth/server.hpp>
+#include <portal_auth/session_store.hpp>
+#include <portal_auth/token_signer.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace portal_auth::test {
+
+// A self-signed ECDSA P-256 certificate for 127.0.0.1 / localhost, made with OpenSSL.
+struct test_pki {
+    std::string cert_pem;
+    std::string key_pem;
+};
+const test_pki& shared_pki();
+
+// scrypt with ln=4: the real algorithm at a cost fit for tests.
+std::string fast_password_hash(std::string_view password);
+
+// The test world (the demo directory's shape, cheap hashes). Password of each: "<first>-pw".
+//  teams: 1 Acme Corp, 2 Globex, 3 Portal Operations
+//  100 alice owner(10, Acme)     101 bob admin(11, Acme) + member(21, Globex)
+//  102 carol member(12, Acme)    103 dave owner(20, Globex)
+//  104 erin admin(22, Globex)    105 frank member(23, Globex)
+//  106 gina owner(13, Acme)      900 olga operator, owner(30, Ops) + member(14, Acme)
+std::string test_directory_json();
+std::shared_ptr<const directory> test_directory();
+
+// A unique temporary directory, removed with the object.
+class temp_dir {
+public:
+    temp_dir();
+    ~temp_dir();
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path file(std::string_view name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& path, std::string_view content);
+std::string read_file(const std::filesystem::path& path);
+
+// The whole service in-process, without sockets.
+struct service_fixture {
+    explicit service_fixture(service_config config = {});
+    std::shared_ptr<const token_signer> signer;
+    session_store sessions;
+    audit_log audit;
+    auth_service service;
+    request_handler handler;
+};
+
+// The service behind a real TLS listener on 127.0.0.1:0, run by two threads.
+class running_server {
+public:
+    explicit running_server(service_config config = {}, server_config server_cfg = {},
+                            std::string audit_path = {});
+    ~running_server(); // stops, joins, and checks run() completed
+    unsigned short port() const { return port_; }
+    auth_service& service() { return fixture_.service; }
+    audit_log& audit() { return fixture_.audit; }
+    session_store& sessions() { return fixture_.sessions; }
+    const token_signer& signer() { return *fixture_.signer; }
+    server& listener() { return *server_; }
+    // Stops and waits (bounded) for run() to complete; true when it did.
+    bool stop_and_wait(std::chrono::seconds limit = std::chrono::seconds(20));
+
+private:
+    service_fixture fixture_;
+    boost::asio::io_context ioc_{2};
+    boost::asio::ssl::context tls_;
+    std::optional<server> server_;
+    std::atomic<bool> finished_{false};
+    std::vector<std::thread> threads_;
+    unsigned short port_ = 0;
+    bool stopped_ = false;
+};
+
+struct response {
+    unsigned status = 0;
+    std::string body;
+    boost::beast::http::fields headers;
+    boost::json::value json() const;
+    std::string header(std::string_view name) const;
+};
+
+// Blocking HTTPS/1.1 client with keep-alive; verifies the server certificate against the test
+// PKI. Every operation has a 10 s deadline.
+class https_client {
+public:
+    explicit https_client(unsigned short port);
+    ~https_client();
+    response request(boost::beast::http::verb method, std::string_view target,
+                     std::string_view body = {}, std::string_view bearer = {},
+                     std::vector<std::pair<std::string, std::string>> extra_headers = {});
+    response get(std::string_view target, std::string_view bearer = {}) {
+        return request(boost::beast::http::verb::get, target, {}, bearer);
+    }
+    response post(std::string_view target, std::string_view body = {},
+                  std::string_view bearer = {}) {
+        return request(boost::beast::http::verb::post, target, body, bearer);
+    }
+    // Raw bytes after the TLS handshake; returns what the server sent until it closed or 5 s.
+    std::string raw_exchange(std::string_view bytes);
+    bool connected() const { return connected_; }
+
+private:
+    void connect();
+    boost::asio::io_context ioc_;
+    boost::asio::ssl::context tls_;
+    std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream>> stream_;
+    boost::beast::flat_buffer buffer_;
+    unsigned short port_;
+    bool connected_ = false;
+};
+
+// {"email":..,"password":..}
+std::string login_body(std::string_view email, std::string_view password);
+
+} // namespace portal_auth::test

@@ -1,0 +1,202 @@
+#include <portal_auth/audit_log.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+using namespace portal_auth;
+using namespace std::chrono_literals;
+
+namespace {
+
+// 2026-11-25T17:21:43.123Z
+const std::chrono::system_clock::time_point fixed_time =
+    std::chrono::system_clock::time_point{} + std::chrono::seconds(1795627303) + 123ms;
+
+audit_event login(std::string remote = "203.0.113.7:51000") {
+    audit_event e;
+    e.event = "login.succeeded";
+    e.customer_id = 100;
+    e.profile_id = 10;
+    e.remote = std::move(remote);
+    return e;
+}
+
+// A temporary file that is removed again at the end of the test.
+struct temp_file {
+    std::string path;
+    temp_file() {
+        char name[] = "/tmp/portal_auth_audit_XXXXXX";
+        const int fd = ::mkstemp(name);
+        BOOST_TEST_REQUIRE(fd >= 0);
+        ::close(fd);
+        path = name;
+    }
+    ~temp_file() { ::unlink(path.c_str()); }
+
+    std::string content() const {
+        std::ifstream in(path, std::ios::binary);
+        std::ostringstream out;
+        out << in.rdbuf();
+        return out.str();
+    }
+    void write(const std::string& text) const {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << text;
+    }
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    return lines;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(audit_log_suite)
+
+BOOST_AUTO_TEST_CASE(rfc3339_formatting) {
+    BOOST_TEST(format_rfc3339_ms(fixed_time) == "2026-11-25T17:21:43.123Z");
+    BOOST_TEST(format_rfc3339(fixed_time) == "2026-11-25T17:21:43Z");
+    const auto epoch = std::chrono::system_clock::time_point{};
+    BOOST_TEST(format_rfc3339_ms(epoch) == "1970-01-01T00:00:00.000Z");
+    BOOST_TEST(format_rfc3339_ms(epoch + 5ms) == "1970-01-01T00:00:00.005Z");
+    BOOST_TEST(format_rfc3339_ms(epoch + 999999us) == "1970-01-01T00:00:00.999Z");
+    BOOST_TEST(format_rfc3339(epoch - 1s) == "1969-12-31T23:59:59Z");
+    // 2024-02-29 (leap day) 09:05:07
+    BOOST_TEST(format_rfc3339(epoch + 1709197507s) == "2024-02-29T09:05:07Z");
+}
+
+BOOST_AUTO_TEST_CASE(line_has_fixed_key_order_and_omits_unset_fields) {
+    BOOST_TEST(format_audit_line(login(), fixed_time) ==
+               R"({"time":"2026-11-25T17:21:43.123Z","event":"login.succeeded",)"
+               R"("customerId":100,"profileId":10,"remote":"203.0.113.7:51000"})");
+
+    audit_event full;
+    full.event = "impersonation.issued";
+    full.remote = "[2001:db8::1]:443";
+    full.jti = "abc";
+    full.reason = "why";
+    full.target_profile_id = 21;
+    full.target_customer_id = 201;
+    full.profile_id = 11;
+    full.customer_id = 101;
+    BOOST_TEST(format_audit_line(full, fixed_time) ==
+               R"({"time":"2026-11-25T17:21:43.123Z","event":"impersonation.issued",)"
+               R"("customerId":101,"profileId":11,"targetCustomerId":201,"targetProfileId":21,)"
+               R"("jti":"abc","reason":"why","remote":"[2001:db8::1]:443"})");
+
+    audit_event bare;
+    bare.event = "x";
+    BOOST_TEST(format_audit_line(bare, fixed_time) ==
+               R"({"time":"2026-11-25T17:21:43.123Z","event":"x","remote":""})");
+}
+
+BOOST_AUTO_TEST_CASE(odd_strings_are_escaped) {
+    audit_event e = login("a\"b\\c\nd\te\x01");
+    e.reason = std::string("bad\xff\xc0utf8 \xe2\x82\xac");
+    const std::string line = format_audit_line(e, fixed_time);
+    BOOST_TEST(line.find('\n') == std::string::npos);
+    BOOST_TEST(line.find(R"("remote":"a\"b\\c\nd\te\u0001")") != std::string::npos, line);
+
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(line, ec);
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+    BOOST_TEST(parsed.at("remote").as_string() == "a\"b\\c\nd\te\x01");
+    // Invalid UTF-8 becomes U+FFFD; valid multi-byte characters survive.
+    BOOST_TEST(parsed.at("reason").as_string() == "bad\xef\xbf\xbd\xef\xbf\xbdutf8 \xe2\x82\xac");
+}
+
+BOOST_AUTO_TEST_CASE(ring_is_newest_first_and_bounded) {
+    audit_log log(3);
+    for (int i = 0; i < 5; ++i) {
+        audit_event e = login();
+        e.event = "event." + std::to_string(i);
+        BOOST_TEST(!log.record(e, fixed_time + std::chrono::seconds(i)));
+    }
+    auto all = log.recent(10);
+    BOOST_TEST_REQUIRE(all.size() == 3u);
+    BOOST_TEST(all[0].at("event").as_string() == "event.4");
+    BOOST_TEST(all[1].at("event").as_string() == "event.3");
+    BOOST_TEST(all[2].at("event").as_string() == "event.2");
+    BOOST_TEST(all[0].at("customerId").as_int64() == 100);
+    BOOST_TEST(all[0].at("time").as_string() == "2026-11-25T17:21:47.123Z");
+
+    auto two = log.recent(2);
+    BOOST_TEST_REQUIRE(two.size() == 2u);
+    BOOST_TEST(two[1].at("event").as_string() == "event.3");
+    BOOST_TEST(log.recent(0).empty());
+    BOOST_TEST(audit_log(5).recent(5).empty());
+}
+
+BOOST_AUTO_TEST_CASE(file_gets_one_line_per_event) {
+    temp_file file;
+    {
+        audit_log log(10);
+        BOOST_TEST_REQUIRE(!log.open_file(file.path));
+        BOOST_TEST(!log.record(login(), fixed_time));
+        audit_event denied = login();
+        denied.event = "login.failed";
+        denied.reason = "bad_password";
+        BOOST_TEST(!log.record(denied, fixed_time + 1s));
+        // Written through on return, before the log is destroyed.
+        BOOST_TEST(lines_of(file.content()).size() == 2u);
+    }
+    {
+        // Reopening appends rather than truncating.
+        audit_log log(10);
+        BOOST_TEST_REQUIRE(!log.open_file(file.path));
+        BOOST_TEST(!log.record(login("10.0.0.1:1"), fixed_time + 2s));
+    }
+    const std::string content = file.content();
+    BOOST_TEST(content.back() == '\n');
+    auto lines = lines_of(content);
+    BOOST_TEST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[0] == format_audit_line(login(), fixed_time));
+    BOOST_TEST(lines[1].find(R"("event":"login.failed")") != std::string::npos);
+    BOOST_TEST(lines[1].find(R"("reason":"bad_password")") != std::string::npos);
+    BOOST_TEST(lines[2].find(R"("remote":"10.0.0.1:1")") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(torn_last_line_is_terminated_on_open) {
+    temp_file file;
+    file.write("{\"time\":\"2026-11-25T17:21:43.123Z\",\"ev");
+    audit_log log(10);
+    BOOST_TEST_REQUIRE(!log.open_file(file.path));
+    BOOST_TEST(!log.record(login(), fixed_time));
+    auto lines = lines_of(file.content());
+    BOOST_TEST_REQUIRE(lines.size() == 2u);
+    BOOST_TEST(lines[0] == "{\"time\":\"2026-11-25T17:21:43.123Z\",\"ev");
+    BOOST_TEST(lines[1] == format_audit_line(login(), fixed_time));
+
+    // A file that already ends cleanly gets no blank line.
+    temp_file clean;
+    clean.write("{}\n");
+    audit_log other(10);
+    BOOST_TEST_REQUIRE(!other.open_file(clean.path));
+    BOOST_TEST(!other.record(login(), fixed_time));
+    BOOST_TEST(clean.content() == "{}\n" + format_audit_line(login(), fixed_time) + "\n");
+}
+
+BOOST_AUTO_TEST_CASE(open_failure_reports_errno) {
+    audit_log log(10);
+    auto ec = log.open_file("/nonexistent-dir/portal-auth/audit.jsonl");
+    BOOST_TEST(ec.value() == ENOENT);
+    BOOST_TEST((ec.category() == boost::system::system_category()));
+    // Recording still works without a file.
+    BOOST_TEST(!log.record(login(), fixed_time));
+    BOOST_TEST(log.recent(1).size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,192 @@
+// The domain rules, without sockets: who may impersonate whom, and what each call records.
+#include <portal_auth/auth_service.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "test_support.hpp"
+
+using namespace portal_auth;
+using portal_auth::test::service_fixture;
+
+namespace {
+
+const call_context at_start{"127.0.0.1:5000", clock_type::time_point(std::chrono::hours(500000))};
+
+session_snapshot sign_in(auth_service& service, std::string_view email, std::string_view password,
+                         const call_context& call = at_start) {
+    auto s = service.login(email, password, call);
+    BOOST_TEST_REQUIRE(s.has_value());
+    auto snapshot = service.authenticate(s->tokens.access_token, call);
+    BOOST_TEST_REQUIRE(snapshot.has_value());
+    return *snapshot;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(coworker_impersonation_rule)
+
+struct rule_case {
+    profile_id actor_profile;
+    customer_id actor;
+    profile_id target;
+    errc expected; // errc{} for allowed
+};
+
+BOOST_AUTO_TEST_CASE(every_rule_case) {
+    auto dir = test::test_directory();
+    const rule_case cases[] = {
+        {10, 100, 11, errc{}},                           // owner -> admin
+        {10, 100, 12, errc{}},                           // owner -> member
+        {10, 100, 13, errc::forbidden_role},             // owner -> owner
+        {10, 100, 10, errc::forbidden_role},             // owner -> self
+        {10, 100, 14, errc::forbidden_operator_target},  // owner -> operator's member profile
+        {10, 100, 20, errc::profile_not_found},          // another team: not disclosed
+        {10, 100, 999, errc::profile_not_found},         // no such profile
+        {11, 101, 12, errc{}},                           // admin -> member
+        {11, 101, 10, errc::forbidden_role},             // admin -> owner
+        {11, 101, 13, errc::forbidden_role},             // admin -> owner
+        {11, 101, 11, errc::forbidden_role},             // admin -> self
+        {12, 102, 14, errc::forbidden_role},             // member -> member
+        {12, 102, 11, errc::forbidden_role},             // member -> admin
+        {22, 104, 21, errc{}},                           // admin -> member of another customer
+        {20, 103, 22, errc{}},                           // owner -> admin
+        {21, 101, 23, errc::forbidden_role},             // bob's member profile -> member
+        {21, 101, 11, errc::profile_not_found},          // bob's own profile in another team
+    };
+    for (const rule_case& c : cases) {
+        BOOST_TEST_CONTEXT("actor profile " << c.actor_profile << " -> " << c.target) {
+            session_data actor{.customer = c.actor, .profile = c.actor_profile};
+            auto ec = check_coworker_impersonation(*dir, actor, c.target);
+            if (c.expected == errc{})
+                BOOST_TEST(!ec, ec.message());
+            else
+                BOOST_TEST(ec == make_error_code(c.expected), ec.message());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(impersonated_sessions_cannot_chain) {
+    auto dir = test::test_directory();
+    session_data impersonated{.customer = 101,
+                              .profile = 11,
+                              .impersonator = impersonator_info{.customer = 100, .profile = 10}};
+    BOOST_TEST(check_coworker_impersonation(*dir, impersonated, 12) ==
+               make_error_code(errc::forbidden_chain));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(auth_service_flows)
+
+BOOST_AUTO_TEST_CASE(login_starts_on_lowest_profile_and_rejects_bad_credentials) {
+    service_fixture f;
+    auto bob = f.service.login("BOB@acme.test", "bob-pw", at_start);
+    BOOST_TEST_REQUIRE(bob.has_value());
+    BOOST_TEST(bob->data.customer == 101);
+    BOOST_TEST(bob->data.profile == 11);
+    BOOST_TEST(bob->tokens.access_token.size() >= 22u); // >= 128 bits of base64url
+    BOOST_TEST(bob->tokens.access_token != bob->tokens.refresh_token);
+
+    BOOST_TEST(f.service.login("bob@acme.test", "wrong", at_start).error() ==
+               make_error_code(errc::invalid_credentials));
+    BOOST_TEST(f.service.login("nobody@acme.test", "bob-pw", at_start).error() ==
+               make_error_code(errc::invalid_credentials));
+    auto events = f.audit.recent(10);
+    BOOST_TEST_REQUIRE(events.size() == 3u);
+    BOOST_TEST(events[0].at("event").as_string() == "login.failed");
+    BOOST_TEST(events[1].at("event").as_string() == "login.failed");
+    BOOST_TEST(events[2].at("event").as_string() == "login.succeeded");
+}
+
+BOOST_AUTO_TEST_CASE(profile_listing_has_own_profiles_and_current_team) {
+    service_fixture f;
+    auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
+    auto listing = f.service.list_profiles(bob);
+    std::vector<profile_id> ids;
+    for (auto& e : listing.profiles)
+        ids.push_back(e.entry->id);
+    // Own (11, 21) plus everyone else in Acme (10, 12, 13, 14), sorted.
+    BOOST_TEST(ids == (std::vector<profile_id>{10, 11, 12, 13, 14, 21}),
+               boost::test_tools::per_element());
+    for (auto& e : listing.profiles) {
+        BOOST_TEST_CONTEXT("profile " << e.entry->id) {
+            BOOST_TEST(e.is_current == (e.entry->id == 11));
+            BOOST_TEST(e.is_own == (e.entry->customer == 101));
+            BOOST_TEST(e.can_impersonate == (e.entry->id == 12)); // admin -> member only
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(switching_profiles) {
+    service_fixture f;
+    auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
+    BOOST_TEST(f.service.switch_profile(bob, 12, at_start).error() ==
+               make_error_code(errc::forbidden_coworker_profile));
+    BOOST_TEST(f.service.switch_profile(bob, 999, at_start).error() ==
+               make_error_code(errc::profile_not_found));
+    auto switched = f.service.switch_profile(bob, 21, at_start);
+    BOOST_TEST_REQUIRE(switched.has_value());
+    BOOST_TEST(switched->data.profile == 21);
+    auto again = f.service.authenticate(
+        f.service.login("bob@acme.test", "bob-pw", at_start)->tokens.access_token, at_start);
+    BOOST_TEST(again->data.profile == 11); // a new login starts on the lowest id again
+    BOOST_TEST(f.sessions.is_live(bob.id, at_start.now));
+}
+
+BOOST_AUTO_TEST_CASE(operator_impersonation_rules) {
+    service_fixture f;
+    auto olga = sign_in(f.service, "olga@portal.test", "olga-pw");
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    BOOST_TEST(f.service.impersonate_customer(alice, 101, at_start).error() ==
+               make_error_code(errc::forbidden_not_operator));
+    BOOST_TEST(f.service.impersonate_customer(olga, 999, at_start).error() ==
+               make_error_code(errc::customer_not_found));
+    BOOST_TEST(f.service.impersonate_customer(olga, 900, at_start).error() ==
+               make_error_code(errc::forbidden_operator_target));
+    auto token = f.service.impersonate_customer(olga, 101, at_start);
+    BOOST_TEST_REQUIRE(token.has_value());
+    auto session = f.service.exchange(*token, at_start);
+    BOOST_TEST_REQUIRE(session.has_value());
+    BOOST_TEST(session->data.customer == 101);
+    BOOST_TEST(session->data.profile == 11); // bob's lowest-id profile
+    BOOST_TEST_REQUIRE(session->data.impersonator.has_value());
+    BOOST_TEST(session->data.impersonator->customer == 900);
+    BOOST_TEST(!session->data.impersonator->profile.has_value());
+    BOOST_TEST(session->data.impersonator->is_operator);
+}
+
+BOOST_AUTO_TEST_CASE(token_claims_follow_the_contract) {
+    service_fixture f(service_config{.impersonation_token_ttl = std::chrono::seconds(45)});
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    auto token = f.service.impersonate_coworker(alice, 12, at_start);
+    BOOST_TEST_REQUIRE(token.has_value());
+    auto claims = f.signer->verify(*token);
+    BOOST_TEST_REQUIRE(claims.has_value());
+    BOOST_TEST(claims->at("iss").as_string() == "portal-auth");
+    BOOST_TEST(claims->at("aud").as_string() == "portal-auth/login");
+    BOOST_TEST(claims->at("sub").as_string() == "12");
+    BOOST_TEST(claims->at("act").at("sub").as_string() == "100");
+    BOOST_TEST(claims->at("exp").as_int64() - claims->at("iat").as_int64() == 45);
+    BOOST_TEST(claims->at("jti").as_string().size() >= 22u);
+    auto issued = f.audit.recent(1);
+    BOOST_TEST(issued[0].at("event").as_string() == "impersonation.issued");
+    BOOST_TEST(issued[0].at("jti") == claims->at("jti"));
+}
+
+BOOST_AUTO_TEST_CASE(kill_switch_refuses_issuing_and_exchange) {
+    service_fixture on;
+    auto alice = sign_in(on.service, "alice@acme.test", "alice-pw");
+    auto token = on.service.impersonate_coworker(alice, 12, at_start);
+    BOOST_TEST_REQUIRE(token.has_value());
+
+    service_fixture off(service_config{.impersonation_enabled = false});
+    auto alice_off = sign_in(off.service, "alice@acme.test", "alice-pw");
+    BOOST_TEST(off.service.impersonate_coworker(alice_off, 12, at_start).error() ==
+               make_error_code(errc::impersonation_disabled));
+    auto olga = sign_in(off.service, "olga@portal.test", "olga-pw");
+    BOOST_TEST(off.service.impersonate_customer(olga, 101, at_start).error() ==
+               make_error_code(errc::impersonation_disabled));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
