@@ -1,0 +1,107 @@
+// What an Asio application does to embed portal-auth: (a) run the listener on its own
+// io_context with its own ssl::context, then stop it; (b) serve the request handler from its
+// own Beast server, without the listener.
+#include <portal_auth/server.hpp>
+#include <portal_auth/tls_context.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "test_support.hpp"
+
+#include <thread>
+
+using namespace portal_auth;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+BOOST_AUTO_TEST_SUITE(embedding)
+
+BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
+    test::service_fixture deps;
+    std::string detail;
+    auto tls = make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem,
+                                         detail);
+    BOOST_TEST_REQUIRE(tls.has_value(), detail);
+
+    asio::io_context ioc; // the application's, run by the application's thread
+    server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
+               deps.handler, server_config{.shutdown_grace = std::chrono::seconds(2)});
+    bool run_completed = false;
+    asio::co_spawn(ioc, srv.run(), [&](std::exception_ptr e) {
+        BOOST_TEST(!e);
+        run_completed = true;
+    });
+    std::thread app_thread([&] { ioc.run(); });
+
+    {
+        test::https_client client(srv.local_endpoint().port());
+        auto r = client.post("/api/public/auth/login", test::login_body("bob@acme.test", "bob-pw"));
+        BOOST_TEST(r.status == 200u);
+        BOOST_TEST(client.get("/healthz").status == 200u);
+        // An idle keep-alive connection is still open when we stop: stop() must close it.
+        srv.stop();
+        app_thread.join(); // run() completed and nothing else was left on the io_context
+    }
+    BOOST_TEST(run_completed);
+    BOOST_TEST(srv.connection_count() == 0u);
+}
+
+// The application's own plain-TCP Beast server, handing each request to request_handler.
+asio::awaitable<void> own_beast_session(tcp::socket socket, const request_handler& handler) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    http_request req;
+    stream.expires_after(std::chrono::seconds(10));
+    co_await http::async_read(stream, buffer, req, asio::use_awaitable);
+    auto res = handler.handle(req, call_context{"embedded", std::chrono::system_clock::now()});
+    co_await http::async_write(stream, res, asio::use_awaitable);
+}
+
+BOOST_AUTO_TEST_CASE(handler_inside_the_applications_own_beast_server) {
+    test::service_fixture deps;
+    asio::io_context ioc;
+    tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    const auto port = acceptor.local_endpoint().port();
+
+    // Accept one connection and serve it with the application's own code.
+    acceptor.async_accept([&](boost::system::error_code ec, tcp::socket socket) {
+        BOOST_TEST_REQUIRE(!ec);
+        asio::co_spawn(ioc, own_beast_session(std::move(socket), deps.handler),
+                       [](std::exception_ptr e) { BOOST_TEST(!e); });
+    });
+    std::thread app_thread([&] { ioc.run(); });
+
+    asio::io_context client_ioc;
+    beast::tcp_stream client(client_ioc);
+    client.expires_after(std::chrono::seconds(10));
+    client.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{http::verb::post, "/api/public/auth/login", 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.body() = test::login_body("alice@acme.test", "alice-pw");
+    req.prepare_payload();
+    http::write(client, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(client, buffer, res);
+    app_thread.join();
+
+    BOOST_TEST(res.result_int() == 200u);
+    auto body = boost::json::parse(res.body()).as_object();
+    BOOST_TEST(body.at("customerId").as_int64() == 100);
+    // The session made through the embedded path is the same store's: it authenticates.
+    auto session = deps.service.authenticate(body.at("accessToken").as_string(),
+                                             {"embedded", std::chrono::system_clock::now()});
+    BOOST_TEST(session.has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
