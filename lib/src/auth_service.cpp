@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <stdexcept>
 
@@ -46,6 +47,7 @@ std::string_view reason_of(error_code ec) {
     case errc::malformed_token: return "malformed";
     case errc::invalid_impersonation_token: return "not_redeemable";
     case errc::impersonation_disabled: return "disabled";
+    case errc::rate_limited: return "rate_limited";
     case errc::unauthenticated: return "actor_session_ended";
     default: return "denied";
     }
@@ -61,6 +63,21 @@ session_data impersonated_session_data(const impersonation_grant& grant, custome
         .not_after = cap,
     };
 }
+
+// Throttling keys: e-mails compare case-insensitively; an address is the remote without its port.
+std::string email_key(std::string_view email) {
+    std::string key(email.substr(0, 320));
+    for (char& c : key)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return key;
+}
+
+std::string_view address_key(std::string_view remote) {
+    auto colon = remote.rfind(':');
+    return colon == std::string_view::npos ? remote : remote.substr(0, colon);
+}
+
+std::string actor_key(customer_id actor) { return std::to_string(actor); }
 
 std::optional<std::int64_t> parse_decimal_id(std::string_view text) {
     std::int64_t value = 0;
@@ -96,7 +113,9 @@ auth_service::auth_service(service_config config, std::shared_ptr<const director
                            std::shared_ptr<const token_signer> signer, session_store& sessions,
                            audit_log& audit)
     : config_(config), dir_(std::move(dir)), signer_(std::move(signer)), sessions_(sessions),
-      audit_(audit) {
+      audit_(audit), email_failures_(config.login_failures_per_email),
+      address_failures_(config.login_failures_per_address),
+      issued_per_actor_(config.impersonations_per_actor) {
     // Unknown e-mails are checked against a hash with the same cost as real ones, so the
     // response time does not tell whether an account exists.
     scrypt_params params;
@@ -112,10 +131,17 @@ auth_service::auth_service(service_config config, std::shared_ptr<const director
 boost::system::result<signed_in_session> auth_service::login(std::string_view email,
                                                              std::string_view password,
                                                              const call_context& call) {
+    if (login_retry_after(email, call)) {
+        audit_.record({.event = "login.throttled", .reason = "too_many_failures", .remote = call.remote},
+                      call.now);
+        return errc::rate_limited;
+    }
     auto dir = dir_.load();
     const customer* who = dir->find_customer_by_email(email);
     const bool password_ok = verify_password(who ? who->password : dummy_hash_, password);
     if (!who || !password_ok) {
+        email_failures_.record(email_key(email), call.now);
+        address_failures_.record(address_key(call.remote), call.now);
         audit_.record({.event = "login.failed",
                        .customer_id = who ? std::optional<std::int64_t>(who->id) : std::nullopt,
                        .reason = who ? "wrong_password" : "unknown_email",
@@ -123,6 +149,7 @@ boost::system::result<signed_in_session> auth_service::login(std::string_view em
                       call.now);
         return errc::invalid_credentials;
     }
+    email_failures_.reset(email_key(email));
     auto own = dir->profiles_of_customer(who->id);
     session_data data{.customer = who->id, .profile = own.front()->id};
     auto tokens = sessions_.create(data, call.now, config_.session_ttl);
@@ -132,6 +159,27 @@ boost::system::result<signed_in_session> auth_service::login(std::string_view em
                    .remote = call.remote},
                   call.now);
     return signed_in_session{std::move(tokens), data};
+}
+
+std::optional<std::chrono::seconds>
+auth_service::login_retry_after(std::string_view email, const call_context& call) const {
+    auto by_email = email_failures_.blocked_for(email_key(email), call.now);
+    auto by_address = address_failures_.blocked_for(address_key(call.remote), call.now);
+    if (by_email && by_address)
+        return std::max(*by_email, *by_address);
+    return by_email ? by_email : by_address;
+}
+
+std::optional<std::chrono::seconds>
+auth_service::impersonation_retry_after(customer_id actor, const call_context& call) const {
+    return issued_per_actor_.blocked_for(actor_key(actor), call.now);
+}
+
+std::size_t auth_service::sweep(clock_type::time_point now) {
+    email_failures_.sweep(now);
+    address_failures_.sweep(now);
+    issued_per_actor_.sweep(now);
+    return sessions_.sweep(now);
 }
 
 boost::system::result<session_snapshot>
@@ -145,8 +193,14 @@ auth_service::authenticate(std::string_view access_token, const call_context& ca
 boost::system::result<signed_in_session> auth_service::refresh(std::string_view refresh_token,
                                                                const call_context& call) {
     auto tokens = sessions_.refresh(refresh_token, call.now, config_.session_ttl);
-    if (!tokens)
+    if (!tokens) {
+        if (tokens.error() == errc::refresh_token_reused)
+            audit_.record({.event = "refresh.reuse_detected",
+                           .reason = "session_revoked",
+                           .remote = call.remote},
+                          call.now);
         return errc::invalid_refresh_token;
+    }
     auto session = sessions_.find_by_access_token(tokens->access_token, call.now);
     if (!session)
         return errc::invalid_refresh_token;
@@ -232,6 +286,8 @@ auth_service::impersonate_coworker(const session_snapshot& session, profile_id t
     error_code why = impersonation_allowed(*dir)
                          ? check_coworker_impersonation(*dir, session.data, target)
                          : error_code(errc::impersonation_disabled);
+    if (!why && impersonation_retry_after(session.data.customer, call))
+        why = errc::rate_limited;
     if (why) {
         record_denial(session, "impersonation.denied", target, std::nullopt, why, call);
         return why;
@@ -256,6 +312,8 @@ auth_service::impersonate_customer(const session_snapshot& session, customer_id 
         why = errc::customer_not_found;
     else if (other->is_operator)
         why = errc::forbidden_operator_target;
+    else if (impersonation_retry_after(session.data.customer, call))
+        why = errc::rate_limited;
     if (why) {
         record_denial(session, "impersonation.denied", std::nullopt, target, why, call);
         return why;
@@ -291,6 +349,7 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
     };
     std::string token = signer_->sign(claims);
     sessions_.add_grant(jti, grant);
+    issued_per_actor_.record(actor_key(actor.data.customer), call.now);
     // The token leaves only after its audit line is written.
     audit_.record({.event = "impersonation.issued",
                    .customer_id = actor.data.customer,

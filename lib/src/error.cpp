@@ -28,6 +28,9 @@ public:
         case errc::invalid_credentials: return "invalid e-mail or password";
         case errc::unauthenticated: return "a valid bearer access token is required";
         case errc::invalid_refresh_token: return "the refresh token is invalid or expired";
+        case errc::refresh_token_reused:
+            return "the refresh token was already used; the session has been revoked";
+        case errc::rate_limited: return "too many attempts; retry later";
         case errc::invalid_impersonation_token:
             return "the impersonation token is invalid, expired or already used";
         case errc::forbidden_chain:

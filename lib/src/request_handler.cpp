@@ -61,17 +61,23 @@ http::status status_for(error_code ec) {
     case errc::impersonation_disabled: return http::status::forbidden;
     case errc::profile_not_found:
     case errc::customer_not_found: return http::status::not_found;
+    case errc::rate_limited: return http::status::too_many_requests;
     default: return http::status::internal_server_error;
     }
 }
 
-http_response error_response(error_code ec, const http_request& req, bool token_presented) {
+http_response error_response(error_code ec, const http_request& req, bool token_presented,
+                             std::optional<std::chrono::seconds> retry_after = std::nullopt) {
     auto status = status_for(ec);
     // A 500 never tells what broke inside.
     std::string detail = status == http::status::internal_server_error ? "internal error"
                                                                         : ec.message();
-    return make_problem_response(status, detail, req.version(), req.keep_alive(),
-                                 token_presented);
+    auto res = make_problem_response(status, detail, req.version(), req.keep_alive(),
+                                     token_presented);
+    if (status == http::status::too_many_requests)
+        res.set(http::field::retry_after,
+                std::to_string(retry_after ? retry_after->count() : 1));
+    return res;
 }
 
 http_response bad_request(std::string_view detail, const http_request& req) {
@@ -241,9 +247,11 @@ namespace {
 
 using ctx_t = request_handler::endpoint_context;
 
-http_response token_response(const boost::system::result<std::string>& token, ctx_t& ctx) {
+http_response token_response(const boost::system::result<std::string>& token,
+                             const session_snapshot& actor, ctx_t& ctx) {
     if (!token)
-        return error_response(token.error(), ctx.req, false);
+        return error_response(token.error(), ctx.req, false,
+                              ctx.service.impersonation_retry_after(actor.data.customer, ctx.call));
     return json_response(http::status::ok, json::object{{"token", *token}}, ctx.req);
 }
 
@@ -264,7 +272,11 @@ http_response handle_login(ctx_t& ctx) {
     auto password = string_field(*body, "password");
     if (!password)
         return bad_request(password.error().detail, ctx.req);
-    return session_response(ctx.service.login(*email, *password, ctx.call), ctx, false);
+    auto session = ctx.service.login(*email, *password, ctx.call);
+    if (!session && session.error() == errc::rate_limited)
+        return error_response(session.error(), ctx.req, false,
+                              ctx.service.login_retry_after(*email, ctx.call));
+    return session_response(session, ctx, false);
 }
 
 http_response handle_exchange(ctx_t& ctx) {
@@ -331,7 +343,8 @@ http_response handle_impersonate_coworker(ctx_t& ctx) {
     auto target = id_from_text(ctx.match.params[0], "coworkerId");
     if (!target)
         return bad_request(target.error().detail, ctx.req);
-    return token_response(ctx.service.impersonate_coworker(*session, *target, ctx.call), ctx);
+    return token_response(ctx.service.impersonate_coworker(*session, *target, ctx.call), *session,
+                          ctx);
 }
 
 http_response handle_impersonate_customer(ctx_t& ctx) {
@@ -344,7 +357,8 @@ http_response handle_impersonate_customer(ctx_t& ctx) {
     auto target = id_from_text(*text, "customerId");
     if (!target)
         return bad_request(target.error().detail, ctx.req);
-    return token_response(ctx.service.impersonate_customer(*session, *target, ctx.call), ctx);
+    return token_response(ctx.service.impersonate_customer(*session, *target, ctx.call), *session,
+                          ctx);
 }
 
 constexpr std::int64_t default_audit_limit = 100;

@@ -1,6 +1,7 @@
 #include <portal_auth/router.hpp>
 
 #include <ostream> // boost::core::string_view needs it complete
+#include <algorithm>
 #include <stdexcept>
 
 namespace portal_auth {
@@ -17,6 +18,8 @@ bool split_path(std::string_view path, std::array<std::string_view, 8>& out, std
     if (path.empty() || path.front() != '/')
         return false;
     path.remove_prefix(1);
+    if (!path.empty() && path.back() == '/')
+        return false; // "/a/" ends in an empty segment
     while (!path.empty()) {
         auto slash = path.find('/');
         auto segment = path.substr(0, slash);
@@ -57,6 +60,7 @@ route_match router::match(boost::beast::http::verb method, std::string_view path
 
     // Among routes of the right shape and method, the one with most literal segments wins.
     int best_score = -1;
+    std::vector<boost::beast::http::verb> other_methods;
     for (std::size_t index = 0; index < routes_.size(); ++index) {
         const route& r = routes_[index];
         if (r.segments.size() != count)
@@ -78,21 +82,21 @@ route_match router::match(boost::beast::http::verb method, std::string_view path
         if (!matches)
             continue;
         if (r.method != method) {
-            auto name = boost::beast::http::to_string(r.method);
-            if (best.allow.find(name) == std::string::npos)
-                best.allow.append(best.allow.empty() ? "" : ", ").append(name);
+            if (std::find(other_methods.begin(), other_methods.end(), r.method) ==
+                other_methods.end())
+                other_methods.push_back(r.method);
             continue;
         }
         if (score > best_score) {
-            candidate.allow = std::move(best.allow);
             best = std::move(candidate);
             best_score = score;
         }
     }
-    if (best.result == route_match::outcome::found)
-        best.allow.clear();
-    else if (!best.allow.empty())
+    if (best.result != route_match::outcome::found && !other_methods.empty()) {
         best.result = route_match::outcome::method_not_allowed;
+        for (auto m : other_methods)
+            best.allow.append(best.allow.empty() ? "" : ", ").append(boost::beast::http::to_string(m));
+    }
     return best;
 }
 

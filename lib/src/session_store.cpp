@@ -1,4 +1,5 @@
 #include <portal_auth/base64.hpp>
+#include <portal_auth/error.hpp>
 #include <portal_auth/session_store.hpp>
 
 #include <openssl/crypto.h>
@@ -18,6 +19,8 @@ constexpr std::size_t token_bytes = id_size + secret_size;
 constexpr std::size_t token_chars = token_bytes / 3 * 4;
 // Bounds the walk along actor links so a malformed chain can never loop.
 constexpr int max_actor_hops = 8;
+// How many rotated refresh tokens per session are recognised as reuse.
+constexpr std::size_t max_remembered_refresh = 16;
 
 using secret = std::array<unsigned char, secret_size>;
 
@@ -88,7 +91,28 @@ struct session_record {
     struct extra_fields {
         std::optional<impersonator_info> impersonator;
         std::optional<clock_type::time_point> not_after;
+        // Refresh secrets this session has rotated away from: presenting one again means the
+        // token was copied, so the whole session is revoked.
+        std::vector<secret> rotated_refresh;
     };
+
+    bool was_rotated(const secret& presented) const noexcept {
+        if (!extra)
+            return false;
+        bool found = false;
+        for (const secret& old : extra->rotated_refresh)
+            found |= same_secret(old, presented);
+        return found;
+    }
+
+    void remember_rotated(const secret& old) {
+        if (!extra)
+            extra = std::make_unique<extra_fields>();
+        auto& list = extra->rotated_refresh;
+        if (list.size() == max_remembered_refresh)
+            list.erase(list.begin());
+        list.push_back(old);
+    }
 
     secret access;
     secret refresh;
@@ -224,27 +248,37 @@ bool session_store::is_live(session_id id, clock_type::time_point now) const {
     return false;
 }
 
-std::optional<issued_tokens> session_store::refresh(std::string_view refresh_token,
-                                                    clock_type::time_point now,
-                                                    std::chrono::seconds ttl) {
+boost::system::result<issued_tokens> session_store::refresh(std::string_view refresh_token,
+                                                            clock_type::time_point now,
+                                                            std::chrono::seconds ttl) {
     auto decoded = decode_token(refresh_token);
     if (!decoded)
-        return std::nullopt;
+        return errc::invalid_refresh_token;
     const secret new_access = random_secret();
     const secret new_refresh = random_secret();
     shard& s = shard_for(decoded->id);
 
-    // Rotates the record if the presented refresh token is still its current one; the caller
-    // holds the shard lock.
-    auto rotate = [&](session_record& rec) {
+    // Checks the presented token against the record and rotates it; the caller holds the
+    // shard lock. A rotated-away token revokes the session (token theft: OAuth 2.0 BCP).
+    auto check_and_rotate = [&](decltype(s.sessions.begin()) it,
+                                bool rotate) -> boost::system::result<issued_tokens> {
+        session_record& rec = it->second;
+        if (!same_secret(rec.refresh, decoded->secret_part)) {
+            if (!rec.was_rotated(decoded->secret_part))
+                return errc::invalid_refresh_token;
+            s.sessions.erase(it);
+            return errc::refresh_token_reused;
+        }
+        if (!(now < rec.expires_at))
+            return errc::invalid_refresh_token;
+        if (!rotate)
+            return issued_tokens{};
+        rec.remember_rotated(rec.refresh);
         rec.access = new_access;
         rec.refresh = new_refresh;
         rec.expires_at = capped_expiry(now, ttl, rec.not_after());
-        return rec.expires_at;
-    };
-    auto tokens = [&](clock_type::time_point expires_at) {
         return issued_tokens{decoded->id, encode_token(decoded->id, new_access),
-                             encode_token(decoded->id, new_refresh), expires_at};
+                             encode_token(decoded->id, new_refresh), rec.expires_at};
     };
 
     std::optional<session_id> actor;
@@ -252,29 +286,25 @@ std::optional<issued_tokens> session_store::refresh(std::string_view refresh_tok
         std::lock_guard lock(s.mutex);
         auto it = s.sessions.find(decoded->id);
         if (it == s.sessions.end())
-            return std::nullopt;
-        session_record& rec = it->second;
-        if (!same_secret(rec.refresh, decoded->secret_part) || !(now < rec.expires_at))
-            return std::nullopt;
-        actor = rec.actor();
-        if (!actor)
-            return tokens(rotate(rec));
+            return errc::invalid_refresh_token;
+        actor = it->second.actor();
+        auto checked = check_and_rotate(it, !actor);
+        if (!checked || !actor)
+            return checked;
     }
 
     // Impersonated: the actor's shard is consulted without holding this one.
     if (!is_live(*actor, now)) {
         revoke(decoded->id);
-        return std::nullopt;
+        return errc::invalid_refresh_token;
     }
 
     std::lock_guard lock(s.mutex);
     auto it = s.sessions.find(decoded->id);
     // Re-checked: a concurrent refresh or revoke may have won in the meantime.
-    if (it == s.sessions.end() || !same_secret(it->second.refresh, decoded->secret_part) ||
-        !(now < it->second.expires_at)) {
-        return std::nullopt;
-    }
-    return tokens(rotate(it->second));
+    if (it == s.sessions.end())
+        return errc::invalid_refresh_token;
+    return check_and_rotate(it, true);
 }
 
 bool session_store::switch_profile(session_id id, profile_id profile) {

@@ -178,14 +178,23 @@ BOOST_AUTO_TEST_CASE(refresh_rotates_and_cap_survives_refresh) {
     auto rj = r.json().as_object();
     BOOST_TEST(rj.at("refreshToken").as_string() != bob.refresh);
     BOOST_TEST(rj.at("expiresIn").as_int64() == 3600);
+    std::string new_access(rj.at("accessToken").as_string());
+    BOOST_TEST(c.get("/api/public/auth/session", new_access).status == 200u);
+    check_401(c.get("/api/public/auth/session", bob.access), true); // rotated away
+    // Reusing the rotated refresh token revokes the whole session: the new tokens too.
     check_401(c.post("/api/public/auth/refresh",
                      json::serialize(json::object{{"refreshToken", bob.refresh}})),
               true);
-    std::string new_access(rj.at("accessToken").as_string());
-    BOOST_TEST(c.get("/api/public/auth/session", new_access).status == 200u);
+    check_401(c.get("/api/public/auth/session", new_access), true);
+    check_401(c.post("/api/public/auth/refresh",
+                     json::serialize(json::object{{"refreshToken", rj.at("refreshToken")}})),
+              true);
+    auto audit = srv.audit().recent(1);
+    BOOST_TEST(audit[0].at("event").as_string() == "refresh.reuse_detected");
 
     // An impersonated session refreshed keeps its cap: expiresIn never exceeds 120.
-    auto bob_token = impersonation_token(c, {new_access, {}}, 12);
+    auto bob_again = login(c, "bob@acme.test", "bob-pw");
+    auto bob_token = impersonation_token(c, bob_again, 12);
     auto imp = redeem(c, bob_token).json().as_object();
     auto refreshed =
         c.post("/api/public/auth/refresh",

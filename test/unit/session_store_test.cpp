@@ -1,4 +1,5 @@
 #include <portal_auth/base64.hpp>
+#include <portal_auth/error.hpp>
 #include <portal_auth/session_store.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -120,7 +121,6 @@ BOOST_AUTO_TEST_CASE(refresh_rotates_both_tokens) {
     BOOST_TEST(second->refresh_token != first.refresh_token);
 
     BOOST_TEST(!store.find_by_access_token(first.access_token, t0 + 101s));
-    BOOST_TEST(!store.refresh(first.refresh_token, t0 + 101s, ttl));
     auto found = store.find_by_access_token(second->access_token, t0 + 101s);
     BOOST_TEST_REQUIRE(found.has_value());
     BOOST_TEST((found->expires_at == t0 + 100s + ttl));
@@ -130,6 +130,25 @@ BOOST_AUTO_TEST_CASE(refresh_rotates_both_tokens) {
     auto third = store.refresh(second->refresh_token, t0 + 200s, ttl);
     BOOST_TEST_REQUIRE(third.has_value());
     BOOST_TEST(store.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rotated_refresh_token_reuse_revokes_the_session) {
+    session_store store;
+    auto first = store.create(plain(), t0, ttl);
+    auto second = store.refresh(first.refresh_token, t0 + 1s, ttl);
+    auto third = store.refresh(second->refresh_token, t0 + 2s, ttl);
+    BOOST_TEST_REQUIRE(third.has_value());
+    // A forged secret for the same session is merely invalid and revokes nothing.
+    BOOST_TEST(store.refresh(flip_secret_byte(third->refresh_token), t0 + 3s, ttl).error() ==
+               make_error_code(errc::invalid_refresh_token));
+    BOOST_TEST(store.find_by_access_token(third->access_token, t0 + 3s).has_value());
+    // The first, long-rotated token comes back: the whole session goes, current tokens too.
+    BOOST_TEST(store.refresh(first.refresh_token, t0 + 4s, ttl).error() ==
+               make_error_code(errc::refresh_token_reused));
+    BOOST_TEST(!store.find_by_access_token(third->access_token, t0 + 4s));
+    BOOST_TEST(store.refresh(third->refresh_token, t0 + 4s, ttl).error() ==
+               make_error_code(errc::invalid_refresh_token));
+    BOOST_TEST(store.size() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(token_kinds_are_not_interchangeable) {

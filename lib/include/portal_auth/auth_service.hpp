@@ -5,6 +5,7 @@
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/directory.hpp>
 #include <portal_auth/error.hpp>
+#include <portal_auth/rate_limiter.hpp>
 #include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
 
@@ -27,6 +28,12 @@ struct service_config {
     // Off: both impersonation endpoints answer 403 and the exchange 401. The directory's
     // "impersonationEnabled": false has the same effect.
     bool impersonation_enabled = true;
+    // Failed logins per e-mail and per remote address; beyond: errc::rate_limited (429).
+    // A successful login clears the e-mail's count. max = 0 turns a limit off.
+    rate_limit login_failures_per_email{5, std::chrono::seconds(300)};
+    rate_limit login_failures_per_address{20, std::chrono::seconds(300)};
+    // Impersonation tokens issued per actor (customer).
+    rate_limit impersonations_per_actor{30, std::chrono::seconds(60)};
 };
 
 inline constexpr std::string_view token_issuer = "portal-auth";
@@ -78,6 +85,15 @@ public:
                                                    std::string_view password,
                                                    const call_context& call);
 
+    // While login attempts for this e-mail or from this address are throttled: how long until
+    // the next may be made.
+    std::optional<std::chrono::seconds> login_retry_after(std::string_view email,
+                                                          const call_context& call) const;
+
+    // While the actor may not be issued more impersonation tokens: how long until it may.
+    std::optional<std::chrono::seconds> impersonation_retry_after(customer_id actor,
+                                                                  const call_context& call) const;
+
     // The live session of a bearer access token, or errc::unauthenticated.
     boost::system::result<session_snapshot> authenticate(std::string_view access_token,
                                                          const call_context& call) const;
@@ -112,8 +128,8 @@ public:
     boost::system::result<boost::json::array> audit_events(const session_snapshot& session,
                                                            std::size_t limit) const;
 
-    // Drops expired sessions and grants; call periodically.
-    std::size_t sweep(clock_type::time_point now) { return sessions_.sweep(now); }
+    // Drops expired sessions, grants and rate-limit entries; call periodically.
+    std::size_t sweep(clock_type::time_point now);
 
     std::shared_ptr<const directory> current_directory() const { return dir_.load(); }
 
@@ -139,6 +155,9 @@ private:
     session_store& sessions_;
     audit_log& audit_;
     password_hash dummy_hash_; // verified for unknown e-mails so both failures cost the same
+    rate_limiter email_failures_;
+    rate_limiter address_failures_;
+    rate_limiter issued_per_actor_;
 };
 
 } // namespace portal_auth

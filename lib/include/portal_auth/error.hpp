@@ -33,6 +33,8 @@ enum class errc {
     invalid_credentials,
     unauthenticated,
     invalid_refresh_token,
+    refresh_token_reused,
+    rate_limited,
     invalid_impersonation_token,
     forbidden_chain,
     forbidden_role,

@@ -4,6 +4,8 @@
 
 #include <portal_auth/directory.hpp>
 
+#include <boost/system/result.hpp>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -76,10 +78,13 @@ public:
     bool is_live(session_id id, clock_type::time_point now) const;
 
     // Rotates both tokens of the session this refresh token belongs to; the old ones stop
-    // working. New expiry: min(now + ttl, not_after). Nothing when the token is not the
-    // current refresh token of a live session.
-    std::optional<issued_tokens> refresh(std::string_view refresh_token, clock_type::time_point now,
-                                         std::chrono::seconds ttl);
+    // working. New expiry: min(now + ttl, not_after). Errors: errc::invalid_refresh_token when
+    // the token is not the current refresh token of a live session; errc::refresh_token_reused
+    // when it is one the session already rotated away from, and then the whole session (its
+    // current tokens too) is revoked.
+    boost::system::result<issued_tokens> refresh(std::string_view refresh_token,
+                                                 clock_type::time_point now,
+                                                 std::chrono::seconds ttl);
 
     // Moves a session to another profile. False if the session is gone.
     bool switch_profile(session_id id, profile_id profile);
