@@ -58,6 +58,10 @@ options:
   --idle-timeout SEC                 keep-alive idle time, default 60
   --shutdown-grace SEC               time for requests in flight at SIGTERM, default 10
   --disable-impersonation            both impersonation endpoints answer 403, the exchange 401
+  --login-max-failures-per-email N   failed logins per e-mail per window before 429, default 5 (0 = off)
+  --login-max-failures-per-address N failed logins per remote address per window, default 20 (0 = off)
+  --login-failure-window SEC         default 300
+  --impersonation-issue-limit N      impersonation tokens per actor per minute, default 30 (0 = off)
 )";
 
 // A start-up failure: printed as one line, exit code 2.
@@ -171,6 +175,16 @@ options parse_options(const std::vector<std::string_view>& args) {
             opts.server.request_timeout = parse_seconds(arg, take_value());
         } else if (arg == "--idle-timeout") {
             opts.server.idle_timeout = parse_seconds(arg, take_value());
+        } else if (arg == "--login-max-failures-per-email") {
+            opts.service.login_failures_per_email.max = parse_number(arg, take_value(), 0, 1000000);
+        } else if (arg == "--login-max-failures-per-address") {
+            opts.service.login_failures_per_address.max =
+                parse_number(arg, take_value(), 0, 1000000);
+        } else if (arg == "--login-failure-window") {
+            opts.service.login_failures_per_email.window = parse_seconds(arg, take_value());
+            opts.service.login_failures_per_address.window = opts.service.login_failures_per_email.window;
+        } else if (arg == "--impersonation-issue-limit") {
+            opts.service.impersonations_per_actor.max = parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--shutdown-grace") {
             opts.server.shutdown_grace = parse_seconds(arg, take_value());
         } else {

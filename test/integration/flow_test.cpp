@@ -318,4 +318,15 @@ BOOST_AUTO_TEST_CASE(hostile_input_leaves_the_server_serving) {
         BOOST_TEST(c.get("/healthz").status == 200u);
 }
 
+BOOST_AUTO_TEST_CASE(throttled_login_answers_429_with_retry_after) {
+    running_server srv;
+    https_client c(srv.port());
+    for (int i = 0; i < 5; ++i)
+        check_401(c.post("/api/public/auth/login", login_body("carol@acme.test", "nope")), false);
+    auto r = c.post("/api/public/auth/login", login_body("carol@acme.test", "carol-pw"));
+    check_problem(r, 429);
+    BOOST_TEST(r.header("Retry-After") == "300");
+    BOOST_TEST(c.get("/healthz").status == 200u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

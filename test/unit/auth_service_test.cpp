@@ -190,3 +190,62 @@ BOOST_AUTO_TEST_CASE(kill_switch_refuses_issuing_and_exchange) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(abuse_limits)
+
+BOOST_AUTO_TEST_CASE(failed_logins_throttle_the_email_whatever_the_password) {
+    service_fixture f;
+    for (int i = 0; i < 5; ++i)
+        BOOST_TEST(f.service.login("Bob@acme.test", "wrong", at_start).error() ==
+                   make_error_code(errc::invalid_credentials));
+    // The sixth, even with the right password, is throttled.
+    BOOST_TEST(f.service.login("bob@acme.test", "bob-pw", at_start).error() ==
+               make_error_code(errc::rate_limited));
+    auto wait = f.service.login_retry_after("bob@acme.test", at_start);
+    BOOST_TEST_REQUIRE(wait.has_value());
+    BOOST_TEST(wait->count() == 300);
+    BOOST_TEST(f.audit.recent(1)[0].at("event").as_string() == "login.throttled");
+    // Other e-mails from elsewhere are unaffected; after the window the e-mail may try again.
+    call_context elsewhere{"10.0.0.9:1", at_start.now};
+    BOOST_TEST(f.service.login("alice@acme.test", "alice-pw", elsewhere).has_value());
+    call_context later{at_start.remote, at_start.now + std::chrono::seconds(301)};
+    BOOST_TEST(f.service.login("bob@acme.test", "bob-pw", later).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(success_resets_the_email_count) {
+    service_fixture f;
+    for (int i = 0; i < 4; ++i)
+        (void)f.service.login("bob@acme.test", "wrong", at_start);
+    BOOST_TEST(f.service.login("bob@acme.test", "bob-pw", at_start).has_value());
+    for (int i = 0; i < 4; ++i)
+        (void)f.service.login("bob@acme.test", "wrong", at_start);
+    BOOST_TEST(f.service.login("bob@acme.test", "bob-pw", at_start).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(failed_logins_throttle_the_address) {
+    service_fixture f;
+    for (int i = 0; i < 20; ++i) {
+        std::string email = "nobody" + std::to_string(i) + "@acme.test";
+        call_context from{"192.0.2.7:" + std::to_string(1000 + i), at_start.now};
+        (void)f.service.login(email, "x", from);
+    }
+    call_context same_address{"192.0.2.7:5555", at_start.now};
+    BOOST_TEST(f.service.login("alice@acme.test", "alice-pw", same_address).error() ==
+               make_error_code(errc::rate_limited));
+    call_context other_address{"192.0.2.8:5555", at_start.now};
+    BOOST_TEST(f.service.login("alice@acme.test", "alice-pw", other_address).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(impersonation_issuing_is_capped_per_actor) {
+    service_fixture f;
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    for (int i = 0; i < 30; ++i)
+        BOOST_TEST(f.service.impersonate_coworker(alice, 12, at_start).has_value());
+    BOOST_TEST(f.service.impersonate_coworker(alice, 12, at_start).error() ==
+               make_error_code(errc::rate_limited));
+    BOOST_TEST(f.audit.recent(1)[0].at("reason").as_string() == "rate_limited");
+    call_context minute_later{at_start.remote, at_start.now + std::chrono::seconds(60)};
+    BOOST_TEST(f.service.impersonate_coworker(alice, 12, minute_later).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

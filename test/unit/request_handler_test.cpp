@@ -1,0 +1,830 @@
+// The HTTP contract of request_handler::handle(), without sockets: statuses, headers, problem
+// details and the JSON shapes of every endpoint, over the test world of test_support.hpp.
+#include <portal_auth/audit_log.hpp>
+#include <portal_auth/request_handler.hpp>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "test_support.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace portal_auth;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string header(const http_response& res, http::field name) {
+    auto it = res.find(name);
+    return it == res.end() ? std::string() : std::string(it->value());
+}
+
+bool has_header(const http_response& res, http::field name) {
+    return res.find(name) != res.end();
+}
+
+std::vector<std::string> keys_of(const json::object& o) {
+    std::vector<std::string> keys;
+    for (const auto& kv : o)
+        keys.emplace_back(kv.key());
+    return keys;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+json::value body_json(const http_response& res) {
+    boost::system::error_code ec;
+    json::value v = json::parse(res.body(), ec);
+    BOOST_TEST_REQUIRE(!ec, "response body is not JSON: " << res.body());
+    return v;
+}
+
+json::object body_object(const http_response& res) {
+    json::value v = body_json(res);
+    BOOST_TEST_REQUIRE(v.is_object(), "response body is not a JSON object: " << res.body());
+    return v.get_object();
+}
+
+constexpr std::string_view realm_only = R"(Bearer realm="portal-auth")";
+constexpr std::string_view realm_invalid_token =
+    R"(Bearer realm="portal-auth", error="invalid_token")";
+
+// Headers every response carries.
+void check_common_headers(const http_response& res) {
+    BOOST_TEST(header(res, http::field::cache_control) == "no-store");
+    BOOST_TEST(has_header(res, http::field::strict_transport_security));
+    BOOST_TEST(!header(res, http::field::strict_transport_security).empty());
+}
+
+std::string_view title_of(unsigned status) {
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 500: return "Internal Server Error";
+    default: return "?";
+    }
+}
+
+// An RFC 9457 problem: the status, its content type and exactly its four members. Returns the
+// detail.
+std::string check_problem(const http_response& res, unsigned status) {
+    BOOST_TEST_REQUIRE(res.result_int() == status, "body: " << res.body());
+    BOOST_TEST(header(res, http::field::content_type) == "application/problem+json");
+    check_common_headers(res);
+    json::object o = body_object(res);
+    BOOST_TEST(sorted(keys_of(o)) ==
+                   (std::vector<std::string>{"detail", "status", "title", "type"}),
+               boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(o.contains("type"));
+    BOOST_TEST_REQUIRE(o.contains("title"));
+    BOOST_TEST_REQUIRE(o.contains("status"));
+    BOOST_TEST_REQUIRE(o.contains("detail"));
+    BOOST_TEST(o.at("type") == json::value("about:blank"));
+    BOOST_TEST(o.at("title") == json::value(title_of(status)));
+    BOOST_TEST(o.at("status").is_number());
+    BOOST_TEST(o.at("status").to_number<std::int64_t>() == static_cast<std::int64_t>(status));
+    BOOST_TEST_REQUIRE(o.at("detail").is_string());
+    std::string detail(o.at("detail").get_string());
+    BOOST_TEST(!detail.empty());
+    return detail;
+}
+
+void check_unauthorized(const http_response& res, std::string_view www_authenticate) {
+    check_problem(res, 401);
+    BOOST_TEST(header(res, http::field::www_authenticate) == www_authenticate);
+}
+
+// A 400 whose detail names `field`.
+void check_bad_request(const http_response& res, std::string_view field) {
+    std::string detail = check_problem(res, 400);
+    BOOST_TEST(detail.find(field) != std::string::npos,
+               "detail '" << detail << "' does not name '" << field << "'");
+    BOOST_TEST(!has_header(res, http::field::www_authenticate));
+}
+
+void check_json_ok(const http_response& res) {
+    BOOST_TEST_REQUIRE(res.result_int() == 200u, "body: " << res.body());
+    BOOST_TEST(header(res, http::field::content_type) == "application/json");
+    check_common_headers(res);
+}
+
+const std::vector<std::string> session_object_keys{
+    "accessToken", "tokenType", "expiresIn", "refreshToken", "customerId", "profileId",
+    "impersonator"};
+
+const std::vector<std::string> session_info_keys{"customerId", "expiresAt", "impersonator",
+                                                 "profileId"}; // sorted
+
+// The service behind its handler, and a way to call it.
+struct world : test::service_fixture {
+    call_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
+
+    http_response request(http::verb method, std::string_view target, std::string body = {},
+                          std::optional<std::string> authorization = std::nullopt) {
+        http_request req{method, target, 11};
+        req.set(http::field::host, "localhost");
+        if (authorization)
+            req.set(http::field::authorization, *authorization);
+        if (!body.empty()) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = std::move(body);
+        }
+        req.prepare_payload();
+        return handler.handle(req, call);
+    }
+
+    http_response get(std::string_view target, std::string_view token = {}) {
+        return request(http::verb::get, target, {}, bearer(token));
+    }
+    http_response post(std::string_view target, std::string body = {},
+                       std::string_view token = {}) {
+        return request(http::verb::post, target, std::move(body), bearer(token));
+    }
+    http_response put(std::string_view target, std::string body, std::string_view token = {}) {
+        return request(http::verb::put, target, std::move(body), bearer(token));
+    }
+
+    static std::optional<std::string> bearer(std::string_view token) {
+        if (token.empty())
+            return std::nullopt;
+        return "Bearer " + std::string(token);
+    }
+
+    // The session object of a successful login.
+    json::object login(std::string_view email, std::string_view password) {
+        auto res = post("/api/public/auth/login", test::login_body(email, password));
+        check_json_ok(res);
+        return body_object(res);
+    }
+
+    std::string access_token(std::string_view email, std::string_view password) {
+        json::object s = login(email, password);
+        BOOST_TEST_REQUIRE(s.contains("accessToken"));
+        BOOST_TEST_REQUIRE(s.at("accessToken").is_string());
+        return std::string(s.at("accessToken").get_string());
+    }
+
+    std::string alice() { return access_token("alice@acme.test", "alice-pw"); }
+    std::string bob() { return access_token("bob@acme.test", "bob-pw"); }
+    std::string olga() { return access_token("olga@portal.test", "olga-pw"); }
+
+    json::object session_info(std::string_view token) {
+        auto res = get("/api/public/auth/session", token);
+        check_json_ok(res);
+        return body_object(res);
+    }
+};
+
+std::string token_of(const http_response& res) {
+    json::object o = body_object(res);
+    BOOST_TEST(keys_of(o) == (std::vector<std::string>{"token"}),
+               boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(o.contains("token"));
+    BOOST_TEST_REQUIRE(o.at("token").is_string());
+    std::string token(o.at("token").get_string());
+    BOOST_TEST_REQUIRE(!token.empty());
+    return token;
+}
+
+std::string string_member(const json::object& o, std::string_view key) {
+    BOOST_TEST_REQUIRE(o.contains(key), "missing " << key);
+    BOOST_TEST_REQUIRE(o.at(key).is_string(), key << " is not a string");
+    return std::string(o.at(key).get_string());
+}
+
+std::int64_t int_member(const json::object& o, std::string_view key) {
+    BOOST_TEST_REQUIRE(o.contains(key), "missing " << key);
+    BOOST_TEST_REQUIRE(o.at(key).is_int64(), key << " is not an integer");
+    return o.at(key).get_int64();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(request_handler_suite)
+
+// --- Problem details and authentication challenges ------------------------------------------
+
+BOOST_AUTO_TEST_CASE(problem_response_shape) {
+    auto res = make_problem_response(http::status::forbidden, "nope");
+    std::string detail = check_problem(res, 403);
+    BOOST_TEST(detail == "nope");
+    BOOST_TEST(!has_header(res, http::field::www_authenticate));
+    BOOST_TEST(res.version() == 11u);
+
+    auto unauthorized = make_problem_response(http::status::unauthorized, "who?");
+    check_unauthorized(unauthorized, realm_only);
+    auto presented = make_problem_response(http::status::unauthorized, "who?", 11, true, true);
+    check_unauthorized(presented, realm_invalid_token);
+}
+
+BOOST_AUTO_TEST_CASE(missing_token_is_401_with_realm_only) {
+    world w;
+    for (auto [method, target] : {std::pair{http::verb::get, "/api/public/auth/session"},
+                                  std::pair{http::verb::get, "/api/public/coworkers/profiles"},
+                                  std::pair{http::verb::post, "/api/public/auth/logout"},
+                                  std::pair{http::verb::get, "/api/public/coworkers/12/impersonate"},
+                                  std::pair{http::verb::get, "/api/sys/users/impersonate?customerId=101"},
+                                  std::pair{http::verb::get, "/api/sys/audit"}}) {
+        BOOST_TEST_CONTEXT(target) {
+            auto res = w.request(method, target);
+            check_unauthorized(res, realm_only);
+        }
+    }
+    auto res = w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":21})");
+    check_unauthorized(res, realm_only);
+}
+
+BOOST_AUTO_TEST_CASE(bad_token_is_401_invalid_token) {
+    world w;
+    auto res = w.get("/api/public/auth/session", "not-a-real-token");
+    check_unauthorized(res, realm_invalid_token);
+    // A well-formed token of the right shape that was never issued.
+    res = w.get("/api/public/auth/session", "AAAAAAAAAAEAAAAAAAAAAAAAAAAAAAAA");
+    check_unauthorized(res, realm_invalid_token);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_authorization_headers_are_401) {
+    world w;
+    for (std::string_view value :
+         {"Bearer", "Bearer ", "Bearer    ", "Basic abc", "Basic YWxpY2U6YWxpY2UtcHc=", "", "Token x",
+          "Bearerx abc"}) {
+        BOOST_TEST_CONTEXT("Authorization: '" << value << "'") {
+            auto res = w.request(http::verb::get, "/api/public/auth/session", {},
+                                 std::string(value));
+            check_problem(res, 401);
+            std::string challenge = header(res, http::field::www_authenticate);
+            BOOST_TEST(challenge.rfind(realm_only, 0) == 0u, "challenge: " << challenge);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(failed_login_is_401_without_error_param) {
+    world w;
+    auto wrong = w.post("/api/public/auth/login", test::login_body("alice@acme.test", "wrong"));
+    check_unauthorized(wrong, realm_only);
+    auto unknown = w.post("/api/public/auth/login", test::login_body("nobody@acme.test", "x"));
+    check_unauthorized(unknown, realm_only);
+    // Both failures read the same.
+    BOOST_TEST(wrong.body() == unknown.body());
+}
+
+// --- Login, session, refresh, logout --------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(login_returns_the_session_object) {
+    world w;
+    auto res = w.post("/api/public/auth/login", test::login_body("alice@acme.test", "alice-pw"));
+    check_json_ok(res);
+    json::object s = body_object(res);
+    BOOST_TEST(keys_of(s) == session_object_keys, boost::test_tools::per_element());
+    BOOST_TEST(!string_member(s, "accessToken").empty());
+    BOOST_TEST(!string_member(s, "refreshToken").empty());
+    BOOST_TEST(string_member(s, "accessToken") != string_member(s, "refreshToken"));
+    BOOST_TEST(string_member(s, "tokenType") == "Bearer");
+    BOOST_TEST(int_member(s, "expiresIn") == 3600);
+    BOOST_TEST(int_member(s, "customerId") == 100);
+    BOOST_TEST(int_member(s, "profileId") == 10);
+    BOOST_TEST(s.at("impersonator").is_null());
+}
+
+BOOST_AUTO_TEST_CASE(login_expiry_follows_the_configured_ttl) {
+    service_config cfg;
+    cfg.session_ttl = 900s;
+    test::service_fixture f(cfg);
+    call_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
+    http_request req{http::verb::post, "/api/public/auth/login", 11};
+    req.body() = test::login_body("carol@acme.test", "carol-pw");
+    req.prepare_payload();
+    auto res = f.handler.handle(req, call);
+    check_json_ok(res);
+    BOOST_TEST(int_member(body_object(res), "expiresIn") == 900);
+}
+
+BOOST_AUTO_TEST_CASE(session_info) {
+    world w;
+    std::string token = w.alice();
+    json::object info = w.session_info(token);
+    BOOST_TEST(sorted(keys_of(info)) == session_info_keys, boost::test_tools::per_element());
+    BOOST_TEST(int_member(info, "customerId") == 100);
+    BOOST_TEST(int_member(info, "profileId") == 10);
+    BOOST_TEST(info.at("impersonator").is_null());
+    std::string expires = string_member(info, "expiresAt");
+    static const std::regex rfc3339(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$)");
+    BOOST_TEST(std::regex_match(expires, rfc3339), "expiresAt: " << expires);
+    BOOST_TEST(expires == format_rfc3339(w.call.now + 3600s));
+
+    // Scheme names are case-insensitive.
+    auto res = w.request(http::verb::get, "/api/public/auth/session", {}, "bearer " + token);
+    BOOST_TEST(res.result_int() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(refresh_rotates_tokens) {
+    world w;
+    json::object s = w.login("bob@acme.test", "bob-pw");
+    std::string access = string_member(s, "accessToken");
+    std::string refresh = string_member(s, "refreshToken");
+
+    auto res = w.post("/api/public/auth/refresh",
+                      json::serialize(json::object{{"refreshToken", refresh}}));
+    check_json_ok(res);
+    json::object renewed = body_object(res);
+    BOOST_TEST(keys_of(renewed) == session_object_keys, boost::test_tools::per_element());
+    BOOST_TEST(string_member(renewed, "tokenType") == "Bearer");
+    BOOST_TEST(int_member(renewed, "expiresIn") == 3600);
+    BOOST_TEST(int_member(renewed, "customerId") == 101);
+    BOOST_TEST(int_member(renewed, "profileId") == 11);
+    BOOST_TEST(renewed.at("impersonator").is_null());
+    BOOST_TEST(string_member(renewed, "accessToken") != access);
+    BOOST_TEST(string_member(renewed, "refreshToken") != refresh);
+
+    // The new pair works; the old one is spent.
+    json::object info = w.session_info(string_member(renewed, "accessToken"));
+    BOOST_TEST(int_member(info, "customerId") == 101);
+    check_unauthorized(w.get("/api/public/auth/session", access), realm_invalid_token);
+    check_unauthorized(w.post("/api/public/auth/refresh",
+                              json::serialize(json::object{{"refreshToken", refresh}})),
+                       realm_invalid_token);
+}
+
+BOOST_AUTO_TEST_CASE(logout_ends_the_session) {
+    world w;
+    json::object s = w.login("alice@acme.test", "alice-pw");
+    std::string access = string_member(s, "accessToken");
+    std::string refresh = string_member(s, "refreshToken");
+
+    auto res = w.post("/api/public/auth/logout", {}, access);
+    BOOST_TEST_REQUIRE(res.result_int() == 204u, "body: " << res.body());
+    BOOST_TEST(res.body().empty());
+    check_common_headers(res);
+
+    check_unauthorized(w.get("/api/public/auth/session", access), realm_invalid_token);
+    check_unauthorized(w.post("/api/public/auth/logout", {}, access), realm_invalid_token);
+    auto refreshed = w.post("/api/public/auth/refresh",
+                            json::serialize(json::object{{"refreshToken", refresh}}));
+    check_problem(refreshed, 401);
+}
+
+BOOST_AUTO_TEST_CASE(responses_carrying_secrets_are_not_stored) {
+    world w;
+    json::object s = w.login("alice@acme.test", "alice-pw"); // checks no-store on login
+    std::string access = string_member(s, "accessToken");
+
+    auto refreshed =
+        w.post("/api/public/auth/refresh",
+               json::serialize(json::object{{"refreshToken", string_member(s, "refreshToken")}}));
+    check_json_ok(refreshed);
+    access = string_member(body_object(refreshed), "accessToken");
+
+    auto token = w.get("/api/public/coworkers/12/impersonate", access);
+    check_json_ok(token);
+    auto exchanged = w.post("/api/public/auth/login/" + token_of(token));
+    check_json_ok(exchanged);
+
+    for (const http_response* res : {&refreshed, &token, &exchanged}) {
+        BOOST_TEST(header(*res, http::field::cache_control) == "no-store");
+        BOOST_TEST(!header(*res, http::field::strict_transport_security).empty());
+    }
+}
+
+// --- Profiles ------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(profiles_listing_for_bob) {
+    world w;
+    auto res = w.get("/api/public/coworkers/profiles", w.bob());
+    check_json_ok(res);
+    json::object listing = body_object(res);
+    BOOST_TEST(sorted(keys_of(listing)) ==
+                   (std::vector<std::string>{"CurrentProfileId", "Profiles"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(int_member(listing, "CurrentProfileId") == 11);
+    BOOST_TEST_REQUIRE(listing.at("Profiles").is_array());
+    const json::array& rows = listing.at("Profiles").get_array();
+
+    struct expected_row {
+        std::int64_t id, customer;
+        const char* name;
+        const char* email;
+        std::int64_t team;
+        const char* team_name;
+        const char* role;
+        bool current, own, can_impersonate;
+    };
+    const expected_row expected[] = {
+        {10, 100, "Alice Archer", "alice@acme.test", 1, "Acme Corp", "Owner", false, false, false},
+        {11, 101, "Bob Baker", "bob@acme.test", 1, "Acme Corp", "Admin", true, true, false},
+        {12, 102, "Carol Chen", "carol@acme.test", 1, "Acme Corp", "Member", false, false, true},
+        {13, 106, "Gina Gray", "gina@acme.test", 1, "Acme Corp", "Owner", false, false, false},
+        {14, 900, "Olga Operator", "olga@portal.test", 1, "Acme Corp", "Member", false, false,
+         false},
+        {21, 101, "Bob Baker", "bob@acme.test", 2, "Globex", "Member", false, true, false},
+    };
+    std::vector<std::int64_t> ids;
+    for (const json::value& row : rows) {
+        BOOST_TEST_REQUIRE(row.is_object());
+        ids.push_back(int_member(row.get_object(), "Id"));
+    }
+    BOOST_TEST(ids == (std::vector<std::int64_t>{10, 11, 12, 13, 14, 21}),
+               boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(rows.size() == std::size(expected));
+
+    const std::vector<std::string> row_keys = sorted({"Id", "CustomerId", "Name", "Email",
+                                                      "TeamId", "TeamName", "Role", "IsCurrent",
+                                                      "IsOwn", "CanImpersonate"});
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const json::object& row = rows[i].get_object();
+        const expected_row& e = expected[i];
+        BOOST_TEST_CONTEXT("profile " << e.id) {
+            BOOST_TEST(sorted(keys_of(row)) == row_keys, boost::test_tools::per_element());
+            BOOST_TEST(int_member(row, "Id") == e.id);
+            BOOST_TEST(int_member(row, "CustomerId") == e.customer);
+            BOOST_TEST(string_member(row, "Name") == e.name);
+            BOOST_TEST(string_member(row, "Email") == e.email);
+            BOOST_TEST(int_member(row, "TeamId") == e.team);
+            BOOST_TEST(string_member(row, "TeamName") == e.team_name);
+            BOOST_TEST(string_member(row, "Role") == e.role);
+            BOOST_TEST(row.at("IsCurrent") == json::value(e.current));
+            BOOST_TEST(row.at("IsOwn") == json::value(e.own));
+            BOOST_TEST(row.at("CanImpersonate") == json::value(e.can_impersonate));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(switching_to_an_own_profile) {
+    world w;
+    std::string token = w.bob();
+    auto res = w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":21})", token);
+    check_json_ok(res);
+    json::object updated = body_object(res);
+    BOOST_TEST(sorted(keys_of(updated)) == session_info_keys, boost::test_tools::per_element());
+    BOOST_TEST(int_member(updated, "customerId") == 101);
+    BOOST_TEST(int_member(updated, "profileId") == 21);
+
+    json::object info = w.session_info(token);
+    BOOST_TEST(int_member(info, "profileId") == 21);
+    BOOST_TEST(int_member(info, "customerId") == 101);
+
+    // The listing follows the new profile's team.
+    auto listing = w.get("/api/public/coworkers/profiles", token);
+    check_json_ok(listing);
+    BOOST_TEST(int_member(body_object(listing), "CurrentProfileId") == 21);
+}
+
+BOOST_AUTO_TEST_CASE(switching_to_a_coworker_or_unknown_profile) {
+    world w;
+    std::string token = w.bob();
+    check_problem(w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":12})", token),
+                  403);
+    check_problem(w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":999})", token),
+                  404);
+    // Still on the profile it had.
+    BOOST_TEST(int_member(w.session_info(token), "profileId") == 11);
+}
+
+// --- Malformed requests ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(login_bad_requests) {
+    world w;
+    const std::pair<const char*, const char*> cases[] = {
+        {"{\"email\":", "JSON"},
+        {"not json", "JSON"},
+        {"", "JSON"},
+        {"[1,2]", "object"},
+        {"\"alice@acme.test\"", "object"},
+        {"null", "object"},
+        {"{}", "email"},
+        {R"({"password":"alice-pw"})", "email"},
+        {R"({"email":1,"password":"alice-pw"})", "email"},
+        {R"({"email":null,"password":"alice-pw"})", "email"},
+        {R"({"email":["alice@acme.test"],"password":"alice-pw"})", "email"},
+        {R"({"email":"alice@acme.test"})", "password"},
+        {R"({"email":"alice@acme.test","password":123})", "password"},
+        {R"({"email":"alice@acme.test","password":{"x":1}})", "password"},
+    };
+    for (auto [body, field] : cases) {
+        BOOST_TEST_CONTEXT("body " << body) {
+            http_request req{http::verb::post, "/api/public/auth/login", 11};
+            req.body() = body;
+            req.prepare_payload();
+            check_bad_request(w.handler.handle(req, w.call), field);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(refresh_bad_requests) {
+    world w;
+    const std::pair<const char*, const char*> cases[] = {
+        {"{oops", "JSON"},
+        {"", "JSON"},
+        {"[]", "object"},
+        {"{}", "refreshToken"},
+        {R"({"refresh_token":"abc"})", "refreshToken"},
+        {R"({"refreshToken":5})", "refreshToken"},
+        {R"({"refreshToken":null})", "refreshToken"},
+        {R"({"refreshToken":true})", "refreshToken"},
+    };
+    for (auto [body, field] : cases) {
+        BOOST_TEST_CONTEXT("body " << body) {
+            http_request req{http::verb::post, "/api/public/auth/refresh", 11};
+            req.body() = body;
+            req.prepare_payload();
+            check_bad_request(w.handler.handle(req, w.call), field);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(switch_profile_bad_requests) {
+    world w;
+    std::string token = w.bob();
+    const std::pair<const char*, const char*> cases[] = {
+        {"{", "JSON"},
+        {"", "JSON"},
+        {"21", "object"},
+        {"[21]", "object"},
+        {"{}", "ProfileId"},
+        {R"({"profileId":21})", "ProfileId"},
+        {R"({"ProfileId":"12"})", "ProfileId"},
+        {R"({"ProfileId":"21"})", "ProfileId"},
+        {R"({"ProfileId":1.5})", "ProfileId"},
+        {R"({"ProfileId":21.0})", "ProfileId"},
+        {R"({"ProfileId":2.1e1})", "ProfileId"},
+        {R"({"ProfileId":-1})", "ProfileId"},
+        {R"({"ProfileId":0})", "ProfileId"},
+        {R"({"ProfileId":true})", "ProfileId"},
+        {R"({"ProfileId":null})", "ProfileId"},
+        {R"({"ProfileId":[21]})", "ProfileId"},
+        {R"({"ProfileId":18446744073709551615})", "ProfileId"},
+        {R"({"ProfileId":-9223372036854775808})", "ProfileId"},
+    };
+    for (auto [body, field] : cases) {
+        BOOST_TEST_CONTEXT("body " << body) {
+            check_bad_request(w.put("/api/public/coworkers/profiles/current", body, token), field);
+        }
+    }
+    BOOST_TEST(int_member(w.session_info(token), "profileId") == 11);
+}
+
+BOOST_AUTO_TEST_CASE(non_numeric_coworker_ids) {
+    world w;
+    std::string token = w.alice();
+    for (std::string_view id : {"abc", "1e3", "-5", "01x", "12345678901234567890", "0", "+12",
+                                "12.0", "%31%32", "9223372036854775808"}) {
+        BOOST_TEST_CONTEXT("coworker id " << id) {
+            auto res = w.get("/api/public/coworkers/" + std::string(id) + "/impersonate", token);
+            check_bad_request(res, "coworkerId");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(customer_id_query_bad_requests) {
+    world w;
+    std::string token = w.olga();
+    for (std::string_view target :
+         {"/api/sys/users/impersonate", "/api/sys/users/impersonate?",
+          "/api/sys/users/impersonate?customer=101", "/api/sys/users/impersonate?customerId=",
+          "/api/sys/users/impersonate?customerId", "/api/sys/users/impersonate?customerId=abc",
+          "/api/sys/users/impersonate?customerId=-101",
+          "/api/sys/users/impersonate?customerId=101x",
+          "/api/sys/users/impersonate?customerId=1e2",
+          "/api/sys/users/impersonate?customerId=0",
+          "/api/sys/users/impersonate?customerId=12345678901234567890"}) {
+        BOOST_TEST_CONTEXT(target) {
+            check_bad_request(w.get(target, token), "customerId");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(audit_limit_bad_requests) {
+    world w;
+    std::string token = w.olga();
+    for (std::string_view limit : {"0", "1001", "x", "", "-1", "10x", "99999999999999999999"}) {
+        BOOST_TEST_CONTEXT("limit=" << limit) {
+            check_bad_request(w.get("/api/sys/audit?limit=" + std::string(limit), token),
+                              "limit");
+        }
+    }
+    // The bounds themselves are fine.
+    check_json_ok(w.get("/api/sys/audit?limit=1", token));
+    check_json_ok(w.get("/api/sys/audit?limit=1000", token));
+    check_json_ok(w.get("/api/sys/audit", token));
+}
+
+// --- Routing ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(unknown_paths_are_404) {
+    world w;
+    for (std::string_view target :
+         {"/", "/nope", "/api", "/api/public/auth", "/api/public/auth/login/a/b", "/healthz/",
+          "/api/public/auth/session/", "//healthz", "/HEALTHZ"}) {
+        BOOST_TEST_CONTEXT(target) {
+            check_problem(w.get(target), 404);
+        }
+    }
+    check_problem(w.post("/api/public/auth/nope", "{}"), 404);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_method_is_405_with_allow) {
+    world w;
+    const std::tuple<http::verb, const char*, const char*> cases[] = {
+        {http::verb::delete_, "/api/public/auth/session", "GET"},
+        {http::verb::post, "/api/public/auth/session", "GET"},
+        {http::verb::get, "/api/public/auth/refresh", "POST"},
+        {http::verb::get, "/api/public/auth/login", "POST"},
+        {http::verb::get, "/api/public/auth/login/some-token", "POST"},
+        {http::verb::get, "/api/public/auth/logout", "POST"},
+        {http::verb::post, "/api/public/coworkers/profiles", "GET"},
+        {http::verb::get, "/api/public/coworkers/profiles/current", "PUT"},
+        {http::verb::post, "/api/public/coworkers/12/impersonate", "GET"},
+        {http::verb::put, "/api/sys/users/impersonate?customerId=101", "GET"},
+        {http::verb::delete_, "/api/sys/audit", "GET"},
+        {http::verb::post, "/healthz", "GET"},
+    };
+    for (auto [method, target, allow] : cases) {
+        BOOST_TEST_CONTEXT(http::to_string(method) << " " << target) {
+            auto res = w.request(method, target);
+            check_problem(res, 405);
+            BOOST_TEST(header(res, http::field::allow) == allow);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(unparsable_targets_never_crash) {
+    world w;
+    for (std::string_view target :
+         {"http://x/y", "https://localhost/healthz", "no-slash", "healthz", "*", "/%zz",
+          "/healthz%", "/a b", "//", "/api/public/auth/session#frag", "?x=1"}) {
+        BOOST_TEST_CONTEXT("target '" << target << "'") {
+            auto res = w.get(target);
+            BOOST_TEST((res.result_int() == 400u || res.result_int() == 404u),
+                       "status " << res.result_int());
+            check_problem(res, res.result_int());
+        }
+    }
+    // A query string is not part of the path.
+    auto res = w.get("/healthz?probe=1");
+    BOOST_TEST(res.result_int() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(healthz) {
+    world w;
+    auto res = w.get("/healthz");
+    check_json_ok(res);
+    BOOST_TEST(res.body() == R"({"status":"ok"})");
+    BOOST_TEST(res.version() == 11u);
+    BOOST_TEST(header(res, http::field::content_length) == std::to_string(res.body().size()));
+}
+
+// --- Impersonation ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(coworker_impersonation_and_exchange) {
+    world w;
+    std::string alice = w.alice();
+    auto issued = w.get("/api/public/coworkers/12/impersonate", alice);
+    check_json_ok(issued);
+    std::string token = token_of(issued);
+
+    auto exchanged = w.post("/api/public/auth/login/" + token);
+    check_json_ok(exchanged);
+    json::object s = body_object(exchanged);
+    BOOST_TEST(keys_of(s) == session_object_keys, boost::test_tools::per_element());
+    BOOST_TEST(string_member(s, "tokenType") == "Bearer");
+    BOOST_TEST(int_member(s, "customerId") == 102);
+    BOOST_TEST(int_member(s, "profileId") == 12);
+    BOOST_TEST(int_member(s, "expiresIn") == 1800); // capped by the impersonation session ttl
+    BOOST_TEST_REQUIRE(s.at("impersonator").is_object());
+    const json::object& who = s.at("impersonator").get_object();
+    BOOST_TEST(keys_of(who) == (std::vector<std::string>{"customerId", "profileId", "operator"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.at("impersonator") ==
+               json::parse(R"({"customerId":100,"profileId":10,"operator":false})"));
+
+    std::string impersonated = string_member(s, "accessToken");
+    json::object info = w.session_info(impersonated);
+    BOOST_TEST(int_member(info, "customerId") == 102);
+    BOOST_TEST(int_member(info, "profileId") == 12);
+    BOOST_TEST(info.at("impersonator") ==
+               json::parse(R"({"customerId":100,"profileId":10,"operator":false})"));
+
+    // Single use.
+    check_unauthorized(w.post("/api/public/auth/login/" + token), realm_invalid_token);
+
+    // No chains, no switching, no operator calls from an impersonated session.
+    check_problem(w.get("/api/public/coworkers/11/impersonate", impersonated), 403);
+    check_problem(w.get("/api/public/coworkers/12/impersonate", impersonated), 403);
+    check_problem(
+        w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":12})", impersonated), 403);
+    check_problem(
+        w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":10})", impersonated), 403);
+    check_problem(w.get("/api/sys/users/impersonate?customerId=101", impersonated), 403);
+    check_problem(w.get("/api/sys/audit", impersonated), 403);
+}
+
+BOOST_AUTO_TEST_CASE(coworker_impersonation_denials) {
+    world w;
+    std::string alice = w.alice();
+    check_problem(w.get("/api/public/coworkers/13/impersonate", alice), 403); // owner -> owner
+    check_problem(w.get("/api/public/coworkers/10/impersonate", alice), 403); // self
+    check_problem(w.get("/api/public/coworkers/14/impersonate", alice), 403); // operator
+    check_problem(w.get("/api/public/coworkers/20/impersonate", alice), 404); // other team
+    check_problem(w.get("/api/public/coworkers/999/impersonate", alice), 404);
+    std::string carol = w.access_token("carol@acme.test", "carol-pw");
+    check_problem(w.get("/api/public/coworkers/11/impersonate", carol), 403); // member
+}
+
+BOOST_AUTO_TEST_CASE(exchange_of_garbage_tokens) {
+    world w;
+    for (std::string_view token : {"x", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.AAAA"}) {
+        BOOST_TEST_CONTEXT(token) {
+            check_unauthorized(w.post("/api/public/auth/login/" + std::string(token)),
+                               realm_invalid_token);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(logout_withdraws_unredeemed_tokens) {
+    world w;
+    std::string alice = w.alice();
+    auto issued = w.get("/api/public/coworkers/12/impersonate", alice);
+    check_json_ok(issued);
+    std::string token = token_of(issued);
+    BOOST_TEST_REQUIRE(w.post("/api/public/auth/logout", {}, alice).result_int() == 204u);
+    check_unauthorized(w.post("/api/public/auth/login/" + token), realm_invalid_token);
+}
+
+BOOST_AUTO_TEST_CASE(operator_impersonation) {
+    world w;
+    std::string olga = w.olga();
+    auto issued = w.get("/api/sys/users/impersonate?customerId=101", olga);
+    check_json_ok(issued);
+    std::string token = token_of(issued);
+
+    auto exchanged = w.post("/api/public/auth/login/" + token);
+    check_json_ok(exchanged);
+    json::object s = body_object(exchanged);
+    BOOST_TEST(int_member(s, "customerId") == 101);
+    BOOST_TEST(int_member(s, "profileId") == 11);
+    BOOST_TEST(s.at("impersonator") ==
+               json::parse(R"({"customerId":900,"profileId":null,"operator":true})"));
+
+    check_problem(w.get("/api/sys/users/impersonate?customerId=101", w.alice()), 403);
+    check_problem(w.get("/api/sys/users/impersonate?customerId=999", olga), 404);
+    check_problem(w.get("/api/sys/users/impersonate?customerId=900", olga), 403);
+}
+
+// --- Audit -----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(audit_events_newest_first) {
+    world w;
+    std::string olga = w.olga();
+    check_problem(w.post("/api/public/auth/login", test::login_body("alice@acme.test", "bad")),
+                  401);
+    w.bob();
+
+    auto res = w.get("/api/sys/audit?limit=2", olga);
+    check_json_ok(res);
+    json::object body = body_object(res);
+    BOOST_TEST(keys_of(body) == (std::vector<std::string>{"Events"}),
+               boost::test_tools::per_element());
+    BOOST_TEST_REQUIRE(body.at("Events").is_array());
+    const json::array& events = body.at("Events").get_array();
+    BOOST_TEST_REQUIRE(events.size() == 2u);
+    BOOST_TEST_REQUIRE(events[0].is_object());
+    BOOST_TEST_REQUIRE(events[1].is_object());
+    BOOST_TEST(string_member(events[0].get_object(), "event") == "login.succeeded");
+    BOOST_TEST(int_member(events[0].get_object(), "customerId") == 101);
+    BOOST_TEST(string_member(events[1].get_object(), "event") == "login.failed");
+    BOOST_TEST(int_member(events[1].get_object(), "customerId") == 100);
+    BOOST_TEST(string_member(events[1].get_object(), "remote") == "127.0.0.1:1234");
+
+    // Without a limit, all three so far (olga's own login is the oldest).
+    auto all = w.get("/api/sys/audit", olga);
+    check_json_ok(all);
+    json::object all_body = body_object(all);
+    BOOST_TEST_REQUIRE(all_body.at("Events").is_array());
+    const json::array& every = all_body.at("Events").get_array();
+    BOOST_TEST_REQUIRE(every.size() == 3u);
+    BOOST_TEST(int_member(every[2].get_object(), "customerId") == 900);
+
+    check_problem(w.get("/api/sys/audit?limit=2", w.alice()), 403);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
