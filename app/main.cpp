@@ -20,6 +20,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -268,8 +269,31 @@ int serve(const options& opts) {
         if (!ec)
             server->stop();
     });
+    // SIGHUP: re-read the directory and the signing keys; a bad file changes nothing.
+    asio::signal_set hangup(ioc, SIGHUP);
+    std::function<void(boost::system::error_code, int)> on_hangup =
+        [&](boost::system::error_code ec, int) {
+            if (ec)
+                return;
+            try {
+                auto new_dir = load_directory(opts.directory);
+                auto new_signer =
+                    opts.signing_key.empty() ? nullptr : load_signer(opts.signing_key);
+                auto ended = service.reload(
+                    new_dir, new_signer, {"reload", std::chrono::system_clock::now()});
+                std::clog << "portal-auth: reloaded " << opts.directory << " ("
+                          << new_dir->customer_count() << " customers); " << ended
+                          << " sessions ended" << std::endl;
+            } catch (const usage_error& e) {
+                std::clog << "portal-auth: reload failed, keeping the current configuration: "
+                          << e.message << std::endl;
+            }
+            hangup.async_wait(on_hangup);
+        };
+    hangup.async_wait(on_hangup);
     asio::co_spawn(ioc, server->run(), [&](std::exception_ptr e) {
         signals.cancel();
+        hangup.cancel();
         if (e)
             std::rethrow_exception(e);
     });

@@ -347,7 +347,7 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
         {"exp", iat + config_.impersonation_token_ttl.count()},
         {"jti", jti},
     };
-    std::string token = signer_->sign(claims);
+    std::string token = signer_.load()->sign(claims);
     sessions_.add_grant(jti, grant);
     issued_per_actor_.record(actor_key(actor.data.customer), call.now);
     // The token leaves only after its audit line is written.
@@ -375,7 +375,7 @@ boost::system::result<signed_in_session> auth_service::exchange(std::string_view
     };
     if (!impersonation_allowed(*dir))
         return fail(errc::impersonation_disabled, std::nullopt);
-    auto claims = signer_->verify(token);
+    auto claims = signer_.load()->verify(token);
     if (!claims)
         return fail(claims.error(), std::nullopt);
     if (auto ec = check_registered_claims(*claims, token_issuer, impersonation_audience, call.now))
@@ -408,6 +408,60 @@ boost::system::result<signed_in_session> auth_service::exchange(std::string_view
                    .remote = call.remote},
                   call.now);
     return signed_in_session{std::move(tokens), std::move(data)};
+}
+
+namespace {
+
+// Why a session can no longer exist under `dir`, or nothing when it still may.
+std::optional<std::string_view> reason_to_end(const directory& dir, const session_data& s,
+                                              bool impersonation_on) {
+    const profile* own = dir.find_profile(s.profile);
+    if (!dir.find_customer(s.customer))
+        return "customer_removed";
+    if (!own || own->customer != s.customer)
+        return "profile_removed";
+    if (!s.impersonator)
+        return std::nullopt;
+    if (!impersonation_on)
+        return "impersonation_disabled";
+    const impersonator_info& actor = *s.impersonator;
+    if (actor.is_operator) {
+        const customer* op = dir.find_customer(actor.customer);
+        const customer* target = dir.find_customer(s.customer);
+        if (!op || !op->is_operator || !target || target->is_operator)
+            return "impersonation_right_lost";
+        return std::nullopt;
+    }
+    session_data as_actor{.customer = actor.customer, .profile = actor.profile.value_or(0)};
+    if (check_coworker_impersonation(dir, as_actor, s.profile))
+        return "impersonation_right_lost";
+    return std::nullopt;
+}
+
+} // namespace
+
+std::size_t auth_service::reload(std::shared_ptr<const directory> dir,
+                                 std::shared_ptr<const token_signer> signer,
+                                 const call_context& call) {
+    const bool impersonation_on = impersonation_allowed(*dir);
+    dir_.store(dir);
+    if (signer)
+        signer_.store(std::move(signer));
+    std::vector<std::pair<session_snapshot, std::string_view>> reasons;
+    auto ended = sessions_.revoke_matching([&](const session_snapshot& s) {
+        auto why = reason_to_end(*dir, s.data, impersonation_on);
+        if (why)
+            reasons.emplace_back(s, *why);
+        return why.has_value();
+    });
+    for (const auto& [s, why] : reasons)
+        audit_.record({.event = "session.ended",
+                       .customer_id = s.data.customer,
+                       .profile_id = s.data.profile,
+                       .reason = std::string(why),
+                       .remote = call.remote},
+                      call.now);
+    return ended.size();
 }
 
 boost::system::result<boost::json::array>

@@ -342,6 +342,24 @@ std::optional<impersonation_grant> session_store::redeem_grant(std::string_view 
     return g;
 }
 
+std::vector<session_snapshot>
+session_store::revoke_matching(const std::function<bool(const session_snapshot&)>& should_end) {
+    std::vector<session_snapshot> ended;
+    for (const auto& s : shards_) {
+        std::lock_guard lock(s->mutex);
+        for (auto it = s->sessions.begin(); it != s->sessions.end();) {
+            session_snapshot snapshot{it->first, it->second.data(), it->second.expires_at};
+            if (should_end(snapshot)) {
+                ended.push_back(std::move(snapshot));
+                it = s->sessions.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    return ended;
+}
+
 std::size_t session_store::sweep(clock_type::time_point now) {
     std::size_t removed = 0;
     std::vector<std::pair<session_id, session_id>> impersonated; // (session, actor)

@@ -2,6 +2,7 @@
 #include <portal_auth/auth_service.hpp>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include "test_support.hpp"
@@ -246,6 +247,95 @@ BOOST_AUTO_TEST_CASE(impersonation_issuing_is_capped_per_actor) {
     BOOST_TEST(f.audit.recent(1)[0].at("reason").as_string() == "rate_limited");
     call_context minute_later{at_start.remote, at_start.now + std::chrono::seconds(60)};
     BOOST_TEST(f.service.impersonate_coworker(alice, 12, minute_later).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(reload)
+
+namespace {
+
+// The test directory with `edit` applied to its JSON.
+std::shared_ptr<const directory> edited_directory(
+    const std::function<void(boost::json::object&)>& edit) {
+    auto doc = boost::json::parse(test::test_directory_json()).as_object();
+    edit(doc);
+    std::string detail;
+    auto dir = directory::parse(boost::json::serialize(doc), detail);
+    BOOST_TEST_REQUIRE(dir.has_value(), detail);
+    return std::make_shared<const directory>(std::move(*dir));
+}
+
+void set_role(boost::json::object& doc, profile_id id, std::string_view role) {
+    for (auto& p : doc.at("profiles").as_array())
+        if (p.at("id").as_int64() == id)
+            p.as_object()["role"] = role;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(sessions_survive_and_lost_rights_end_them) {
+    service_fixture f;
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
+    auto dave = sign_in(f.service, "dave@globex.test", "dave-pw");
+    auto as_carol = f.service.exchange(*f.service.impersonate_coworker(alice, 12, at_start), at_start);
+    auto as_frank = f.service.exchange(*f.service.impersonate_coworker(dave, 23, at_start), at_start);
+    BOOST_TEST_REQUIRE(as_carol.has_value());
+    BOOST_TEST_REQUIRE(as_frank.has_value());
+
+    // Alice is demoted to member: her impersonation of Carol ends; everything else survives.
+    auto ended = f.service.reload(edited_directory([](auto& doc) { set_role(doc, 10, "member"); }),
+                                  nullptr, at_start);
+    BOOST_TEST(ended == 1u);
+    BOOST_TEST(!f.service.authenticate(as_carol->tokens.access_token, at_start));
+    BOOST_TEST(f.service.authenticate(as_frank->tokens.access_token, at_start).has_value());
+    BOOST_TEST(f.sessions.is_live(bob.id, at_start.now));
+    BOOST_TEST(f.sessions.is_live(alice.id, at_start.now));
+    auto last = f.audit.recent(1)[0].as_object();
+    BOOST_TEST(last.at("event").as_string() == "session.ended");
+    BOOST_TEST(last.at("reason").as_string() == "impersonation_right_lost");
+    BOOST_TEST(last.at("customerId").as_int64() == 102);
+}
+
+BOOST_AUTO_TEST_CASE(removed_customers_and_disabled_impersonation_end_sessions) {
+    service_fixture f;
+    auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
+    auto dave = sign_in(f.service, "dave@globex.test", "dave-pw");
+    auto as_frank = f.service.exchange(*f.service.impersonate_coworker(dave, 23, at_start), at_start);
+    BOOST_TEST_REQUIRE(as_frank.has_value());
+    auto dir = edited_directory([](auto& doc) {
+        doc["impersonationEnabled"] = false;
+        auto& customers = doc.at("customers").as_array();
+        auto& profiles = doc.at("profiles").as_array();
+        auto remove = [](boost::json::array& rows, auto pred) {
+            rows.erase(std::remove_if(rows.begin(), rows.end(), pred), rows.end());
+        };
+        remove(customers, [](auto& c) { return c.at("id").as_int64() == 101; });
+        remove(profiles, [](auto& p) { return p.at("customerId").as_int64() == 101; });
+    });
+    BOOST_TEST(f.service.reload(dir, nullptr, at_start) == 2u);
+    BOOST_TEST(!f.sessions.is_live(bob.id, at_start.now));
+    BOOST_TEST(!f.service.authenticate(as_frank->tokens.access_token, at_start));
+    BOOST_TEST(f.sessions.is_live(dave.id, at_start.now));
+    BOOST_TEST(f.service.impersonate_coworker(dave, 23, at_start).error() ==
+               make_error_code(errc::impersonation_disabled));
+}
+
+BOOST_AUTO_TEST_CASE(new_signing_keys_take_effect_and_old_ones_can_stay) {
+    service_fixture f;
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    auto before = f.service.impersonate_coworker(alice, 12, at_start);
+    // Rotation: the new key signs, the old one still verifies tokens already out.
+    auto rotated = std::make_shared<const token_signer>(
+        std::vector<signing_key>{make_random_signing_key("new-key")});
+    f.service.reload(f.service.current_directory(), rotated, at_start);
+    auto after = f.service.impersonate_coworker(alice, 11, at_start);
+    BOOST_TEST_REQUIRE(after.has_value());
+    BOOST_TEST(rotated->verify(*after).has_value());
+    // The token signed before with a key the new set lacks is refused.
+    BOOST_TEST(!f.service.exchange(*before, at_start).has_value());
+    BOOST_TEST(f.service.exchange(*after, at_start).has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

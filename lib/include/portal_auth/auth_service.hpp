@@ -133,8 +133,12 @@ public:
 
     std::shared_ptr<const directory> current_directory() const { return dir_.load(); }
 
-    // Replaces the directory (reload); sessions are kept.
-    void replace_directory(std::shared_ptr<const directory> dir) { dir_.store(std::move(dir)); }
+    // Reload: switches to a new directory and, when given, new signing keys. Sessions survive,
+    // except those whose customer or profile is gone and impersonated sessions whose actor may
+    // no longer impersonate that target (demoted, removed, impersonation disabled); each of
+    // those is ended and audited as "session.ended" with the reason. Returns how many ended.
+    std::size_t reload(std::shared_ptr<const directory> dir,
+                       std::shared_ptr<const token_signer> signer, const call_context& call);
 
     const service_config& config() const noexcept { return config_; }
 
@@ -151,7 +155,7 @@ private:
 
     service_config config_;
     std::atomic<std::shared_ptr<const directory>> dir_;
-    std::shared_ptr<const token_signer> signer_;
+    std::atomic<std::shared_ptr<const token_signer>> signer_;
     session_store& sessions_;
     audit_log& audit_;
     password_hash dummy_hash_; // verified for unknown e-mails so both failures cost the same

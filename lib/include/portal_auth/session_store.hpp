@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -101,6 +102,11 @@ public:
     // Drops expired sessions, sessions whose actor is gone, and expired grants. Returns how many
     // sessions were dropped.
     std::size_t sweep(clock_type::time_point now);
+
+    // Ends every session for which `should_end` returns true and returns them. The predicate
+    // runs under a shard lock: it must not call back into the store.
+    std::vector<session_snapshot>
+    revoke_matching(const std::function<bool(const session_snapshot&)>& should_end);
 
     std::size_t size() const;
 
