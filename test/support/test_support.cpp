@@ -284,12 +284,15 @@ response https_client::request(http::verb method, std::string_view target, std::
     return out;
 }
 
-std::string https_client::raw_exchange(std::string_view bytes) {
+void https_client::send_raw(std::string_view bytes) {
     if (!connected_)
         connect();
-    auto& tcp_layer = beast::get_lowest_layer(*stream_);
-    tcp_layer.expires_after(std::chrono::seconds(5));
+    beast::get_lowest_layer(*stream_).expires_after(std::chrono::seconds(5));
     asio::write(*stream_, asio::buffer(bytes.data(), bytes.size()));
+}
+
+std::string https_client::receive_until_close(std::chrono::seconds limit) {
+    beast::get_lowest_layer(*stream_).expires_after(limit);
     std::string received(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     buffer_.clear();
     char chunk[4096];
@@ -302,6 +305,11 @@ std::string https_client::raw_exchange(std::string_view bytes) {
     }
     connected_ = false;
     return received;
+}
+
+std::string https_client::raw_exchange(std::string_view bytes) {
+    send_raw(bytes);
+    return receive_until_close();
 }
 
 std::string login_body(std::string_view email, std::string_view password) {

@@ -123,6 +123,9 @@ public:
     }
     // Raw bytes after the TLS handshake; returns what the server sent until it closed or 5 s.
     std::string raw_exchange(std::string_view bytes);
+    // The two halves of raw_exchange, for requests sent in pieces.
+    void send_raw(std::string_view bytes);
+    std::string receive_until_close(std::chrono::seconds limit = std::chrono::seconds(5));
     bool connected() const { return connected_; }
 
 private:
