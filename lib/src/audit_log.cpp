@@ -203,8 +203,12 @@ boost::system::error_code audit_log::record(const audit_event& event,
     std::lock_guard lock(mutex_);
     // One write of the whole line under the lock keeps lines whole and in ring order.
     boost::system::error_code ec;
-    if (fd_ >= 0)
+    if (fd_ >= 0) {
         ec = write_all(fd_, line);
+        unsynced_ = true;
+        if (!ec && policy_ == audit_sync::always && ::fdatasync(fd_) == 0)
+            unsynced_ = false;
+    }
     if (capacity_ > 0) {
         line.pop_back();
         ring_.push_back(std::move(line));
@@ -212,6 +216,26 @@ boost::system::error_code audit_log::record(const audit_event& event,
             ring_.pop_front();
     }
     return ec;
+}
+
+void audit_log::set_sync_policy(audit_sync policy) {
+    std::lock_guard lock(mutex_);
+    policy_ = policy;
+}
+
+boost::system::error_code audit_log::sync() {
+    int fd = -1;
+    {
+        std::lock_guard lock(mutex_);
+        if (fd_ < 0 || !unsynced_ || policy_ == audit_sync::never)
+            return {};
+        unsynced_ = false;
+        fd = fd_;
+    }
+    // Outside the lock: record() keeps writing while the disk catches up.
+    if (::fdatasync(fd) != 0)
+        return last_error();
+    return {};
 }
 
 json::array audit_log::recent(std::size_t limit) const {

@@ -34,6 +34,14 @@ std::string format_rfc3339_ms(std::chrono::system_clock::time_point t);
 // RFC 3339 UTC, whole seconds: 2026-11-25T17:21:43Z
 std::string format_rfc3339(std::chrono::system_clock::time_point t);
 
+// When the audit file is forced to stable storage. Every line reaches the OS (write(2)) before
+// record() returns whatever the policy; this is about power loss, not process crashes.
+enum class audit_sync {
+    always, // fdatasync after every line, before record() returns
+    batch,  // fdatasync by sync(), which the owner calls periodically (portal-auth: every 100 ms)
+    never,  // left to the OS
+};
+
 class audit_log {
 public:
     explicit audit_log(std::size_t ring_capacity = 10000);
@@ -51,6 +59,11 @@ public:
     boost::system::error_code record(const audit_event& event,
                                      std::chrono::system_clock::time_point now);
 
+    void set_sync_policy(audit_sync policy);
+
+    // fdatasync if lines were written since the last sync. Thread-safe.
+    boost::system::error_code sync();
+
     // Newest first, at most `limit` events, as parsed JSON objects.
     boost::json::array recent(std::size_t limit) const;
 
@@ -59,6 +72,8 @@ private:
     std::deque<std::string> ring_;
     std::size_t capacity_;
     int fd_ = -1;
+    audit_sync policy_ = audit_sync::batch;
+    bool unsynced_ = false;
 };
 
 } // namespace portal_auth
