@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -179,32 +180,37 @@ void crafted_token(std::string_view input) {
     }
 }
 
-bool has_double(const json::value& v) {
-    if (v.is_double())
-        return true;
-    if (const json::object* o = v.if_object()) {
+// Which doubles a JSON value holds.
+struct double_census {
+    bool any = false;
+    bool non_finite = false;
+};
+
+void take_census(const json::value& v, double_census& census) {
+    if (v.is_double()) {
+        census.any = true;
+        census.non_finite = census.non_finite || !std::isfinite(v.get_double());
+    } else if (const json::object* o = v.if_object()) {
         for (const auto& entry : *o)
-            if (has_double(entry.value()))
-                return true;
+            take_census(entry.value(), census);
     } else if (const json::array* a = v.if_array()) {
         for (const json::value& e : *a)
-            if (has_double(e))
-                return true;
+            take_census(e, census);
     }
-    return false;
-}
-
-bool has_double(const json::object& o) {
-    for (const auto& entry : o)
-        if (has_double(entry.value()))
-            return true;
-    return false;
 }
 
 // View 3: sign/verify round trip of a JSON object.
 void round_trip(std::string_view input) {
     auto claims = as_object(input);
     if (!claims)
+        return;
+    double_census census;
+    for (const auto& entry : *claims)
+        take_census(entry.value(), census);
+    // Boost.JSON 1.81 parses 1e400 as infinity but serializes it as `Infinity`, which is not
+    // JSON, so such claims cannot survive any text round trip. The service signs only integers
+    // and strings.
+    if (census.non_finite)
         return;
     const std::string token = keys().signer.sign(*claims);
     auto back = keys().signer.verify(token);
@@ -218,7 +224,7 @@ void round_trip(std::string_view input) {
     // Doubles go through Boost.JSON's text form, which need not reproduce the last bit of every
     // double it parsed; everything else must come back exactly.
     const auto reparsed = as_object(json::serialize(*claims));
-    if (!reparsed || *back != *reparsed || (!has_double(*claims) && *back != *claims))
+    if (!reparsed || *back != *reparsed || (!census.any && *back != *claims))
         fail("verify(sign(x)) != x", token);
     check_claims(*back, token);
 }
