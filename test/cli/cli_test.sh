@@ -546,6 +546,68 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# 9. SIGHUP reload: a bad file changes nothing; a good one applies without a restart.
+# ---------------------------------------------------------------------------------------------
+RELOAD_DIR="$TMP/reload-directory.json"
+cp "$DEMO_DIR" "$RELOAD_DIR"
+"$BIN" serve --listen 127.0.0.1:0 --cert "$TMP/cert.pem" --key "$TMP/key.pem" \
+    --directory "$RELOAD_DIR" --signing-key "$TMP/signing-keys.txt" --threads 2 \
+    </dev/null >"$TMP/reload.out" 2>"$TMP/reload.err" &
+RELOAD_PID=$!
+SERVER_PIDS+=("$RELOAD_PID")
+wait_for_listening "$RELOAD_PID" "$TMP/reload.out"
+
+# Waits up to 10 s for a line matching $2 in file $1.
+wait_for_line() {
+    for _ in $(seq 100); do
+        grep -q -- "$2" "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+http POST /api/public/auth/login reload_login -H 'Content-Type: application/json' \
+    --data-binary '{"email":"alice@acme.test","password":"alice-demo"}'
+RELOAD_ACCESS=$(json_get "$TMP/reload_login.body" accessToken)
+printf '{"customers": [' >"$RELOAD_DIR"
+kill -HUP "$RELOAD_PID"
+if wait_for_line "$TMP/reload.err" "reload failed" &&
+    [ "$(grep -c . "$TMP/reload.err")" -eq 1 ] && grep -qF "$RELOAD_DIR" "$TMP/reload.err"; then
+    http GET /api/public/auth/session reload_session1 -H "Authorization: Bearer $RELOAD_ACCESS"
+    if [ "$STATUS" = 200 ]; then
+        pass "SIGHUP with a broken directory: one error line naming the file, sessions kept"
+    else
+        fail "SIGHUP with a broken directory" "expected the session to survive" "got $STATUS"
+    fi
+else
+    fail "SIGHUP with a broken directory" "expected one 'reload failed' line naming the file" \
+        "stderr: $(head -c 400 "$TMP/reload.err")"
+fi
+
+python3 - "$DEMO_DIR" "$RELOAD_DIR" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["impersonationEnabled"] = False
+json.dump(d, open(sys.argv[2], "w"))
+PY
+kill -HUP "$RELOAD_PID"
+if wait_for_line "$TMP/reload.err" "reloaded"; then
+    http GET /api/public/coworkers/12/impersonate reload_imp -H "Authorization: Bearer $RELOAD_ACCESS"
+    IMP_STATUS=$STATUS
+    http GET /api/public/auth/session reload_session2 -H "Authorization: Bearer $RELOAD_ACCESS"
+    if [ "$IMP_STATUS" = 403 ] && [ "$STATUS" = 200 ]; then
+        pass "SIGHUP with impersonationEnabled false: impersonation 403 at once, session kept"
+    else
+        fail "SIGHUP kill switch" "expected impersonate 403 and session 200" \
+            "got impersonate $IMP_STATUS, session $STATUS"
+    fi
+else
+    fail "SIGHUP with a valid directory" "expected a 'reloaded' line" \
+        "stderr: $(head -c 400 "$TMP/reload.err")"
+fi
+stop_server "$RELOAD_PID"
+
+# ---------------------------------------------------------------------------------------------
 # 8. --help.
 # ---------------------------------------------------------------------------------------------
 run_bin --help
