@@ -351,10 +351,7 @@ int hash_password_command() {
 int gen_key_command(const std::vector<std::string_view>& args) {
     if (args.size() != 1)
         throw usage_error{"gen-key: expected exactly one KID argument"};
-    std::string check = std::string(args[0]) + " " +
-                        portal_auth::base64url_encode(std::string_view(std::string(32, 'x')));
-    std::string detail;
-    if (!portal_auth::parse_signing_keys(check, detail))
+    if (!portal_auth::is_valid_key_id(args[0]))
         throw usage_error{"gen-key: invalid KID \"" + std::string(args[0]) +
                           "\" (letters, digits, '.', '_', '-'; at most 64)"};
     std::cout << portal_auth::format_signing_key(

@@ -115,7 +115,7 @@ boost::system::result<std::vector<signing_key>> parse_signing_keys(std::string_v
                                          std::to_string(fields.size()) + " fields");
         }
         const std::string_view kid = fields[0];
-        if (kid.size() > max_kid_size || !std::all_of(kid.begin(), kid.end(), is_kid_char)) {
+        if (!is_valid_key_id(kid)) {
             return fail(line_number, "key id must be 1 to 64 characters of [A-Za-z0-9._-]");
         }
         auto secret = base64url_decode(fields[1]);
@@ -140,6 +140,11 @@ boost::system::result<std::vector<signing_key>> parse_signing_keys(std::string_v
         return errc::invalid_signing_key;
     }
     return keys;
+}
+
+bool is_valid_key_id(std::string_view kid) noexcept {
+    return !kid.empty() && kid.size() <= max_kid_size &&
+           std::all_of(kid.begin(), kid.end(), is_kid_char);
 }
 
 signing_key make_random_signing_key(std::string kid) {

@@ -25,6 +25,9 @@ struct signing_key {
 boost::system::result<std::vector<signing_key>> parse_signing_keys(std::string_view text,
                                                                    std::string& error_detail);
 
+// KIDs are 1 to 64 of [A-Za-z0-9._-].
+bool is_valid_key_id(std::string_view kid) noexcept;
+
 // A fresh key with a 32-byte secret from RAND_bytes. Throws std::runtime_error if that fails.
 signing_key make_random_signing_key(std::string kid);
 
