@@ -46,6 +46,9 @@ bad = [f for f in findings if f.get("severity") in ("HIGH", "CRITICAL")]
 offered_old = [f for f in findings
                if f.get("id") in ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
                and "not offered" not in f.get("finding", "")]
+for f in findings:
+    if f.get("severity") in ("LOW", "MEDIUM", "WARN"):
+        print("note %s %s: %s" % (f.get("severity"), f.get("id"), f.get("finding")))
 for f in bad + offered_old:
     print("FINDING %s %s: %s" % (f.get("severity"), f.get("id"), f.get("finding")))
 summary = {}
