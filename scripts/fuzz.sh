@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets of test/fuzz (clang, ASan + UBSan) into build-fuzz/ and runs each
 # for SECONDS on a copy of its seed corpus, so test/fuzz/corpus/ never grows.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60)
+# FUZZ_BUILD_DIR=dir FUZZ_SKIP_BUILD=1 runs targets already built in dir (scripts/test.sh does).
 # Crash reproducers land in build-fuzz/artifacts/<target>-*, logs in build-fuzz/fuzz-logs/.
 # Exits 1 when any target crashed (or otherwise failed).
 set -euo pipefail
@@ -14,8 +15,9 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 targets=(fuzz_http_request fuzz_jwt_verify fuzz_json_body fuzz_directory fuzz_password_hash)
-build_dir=build-fuzz
+build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
 
+if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then
 scripts/install-deps.sh clang libclang-rt-14-dev
 
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -23,6 +25,7 @@ CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelW
     -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
     >/dev/null
 cmake --build "$build_dir" -j2 --target "${targets[@]}"
+fi
 
 rm -rf "$build_dir/corpus-work" "$build_dir/artifacts" "$build_dir/fuzz-logs"
 mkdir -p "$build_dir/corpus-work" "$build_dir/artifacts" "$build_dir/fuzz-logs"

@@ -6,6 +6,9 @@
 #     coworker impersonation + exchange by owners and admins (those sessions end after 15 s and
 #     are swept), occasional operator impersonation and audit reads, logouts; at most 500
 #     sessions are ever left logged in, so the live session count is bounded;
+#   - a warm-up of 11,000 failed logins in the first seconds: the server keeps its newest 10,000
+#     audit events in memory, and that ring must be full before the baseline, or its bounded
+#     growth (~3 MiB) would read as a leak;
 #   - the server's RSS sampled every 10 s. Baseline: the first sample at or after 60 s.
 # FAIL (exit 1) if a later sample exceeds baseline x 1.10, if wrk saw a non-2xx answer or a socket
 # error, if the churn saw anything unexpected, or if the server died or did not stop cleanly.
@@ -153,6 +156,10 @@ result_path = sys.argv[7]
 KEEP_LOGGED_IN = 500          # sessions never logged out are capped: no growth by design
 IMPERSONATED_TTL = 15.0       # --impersonation-session-ttl
 LOGOUT_NOW = 0.5              # share of plain sessions logged out right away
+# The server keeps its newest 10,000 audit events in memory: growth by design until that ring is
+# full, which the regular churn alone would take ~2.5 minutes to reach, past the 60 s RSS
+# baseline. Failed logins (one audit line each, no session) fill it during the warm-up.
+WARMUP_FAILED_LOGINS, WARMUP_THREADS, WARMUP_SECONDS = 11000, 2, 50.0
 
 with open(dir_path) as f:
     directory = json.load(f)
@@ -363,13 +370,43 @@ def worker(index):
         client.conn.close()
 
 
+def warmup(index):
+    rng = random.Random(index + 104729)
+    client = Client()
+    stop = min(deadline, started + WARMUP_SECONDS)
+    for _ in range(WARMUP_FAILED_LOGINS // WARMUP_THREADS):
+        if time.monotonic() >= stop:
+            break
+        cid = rng.choice(plain_customers)
+        try:
+            client.call("POST", "/api/public/auth/login",
+                        {"email": customers[cid]["email"], "password": "not-the-password"},
+                        expect=401)
+            inc("warmup_failed_logins")
+        except Unexpected as e:
+            error(str(e))
+    if client.conn is not None:
+        client.conn.close()
+    with lock:
+        counts["warmup_seconds"] = max(counts["warmup_seconds"],
+                                       round(time.monotonic() - started, 1))
+
+
 started = time.monotonic()
+warmers = [threading.Thread(target=warmup, args=(i,), daemon=True) for i in range(WARMUP_THREADS)]
+for t in warmers:
+    t.start()
 threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
 for t in threads:
     t.start()
 last_report = started
+warmup_reported = False
 while any(t.is_alive() for t in threads):
     time.sleep(1)
+    if not warmup_reported and not any(t.is_alive() for t in warmers):
+        warmup_reported = True
+        print(f"churn: warm-up: {counts['warmup_failed_logins']} failed logins in "
+              f"{counts['warmup_seconds']} s (fills the server's in-memory audit ring)", flush=True)
     if time.monotonic() - last_report >= 30:
         last_report = time.monotonic()
         el = last_report - started
@@ -382,13 +419,13 @@ elapsed = time.monotonic() - started
 result = dict(counts)
 result.update(seconds=round(elapsed, 1), logins_per_s=round(counts["logins"] / elapsed, 1),
               left_logged_in=len(kept), error_samples=error_samples)
-for k in ("logins", "logouts", "impersonations", "operator_impersonations", "exchanges",
+for k in ("warmup_failed_logins", "warmup_seconds", "logins", "logouts", "impersonations", "operator_impersonations", "exchanges",
           "expiry_checks", "logout_checks", "reuse_checks", "requests", "connections", "errors"):
     result.setdefault(k, 0)
 with open(result_path, "w") as f:
     json.dump(result, f)
 print("churn: done: " + " ".join(f"{k}={result[k]}" for k in (
-    "seconds", "logins", "logins_per_s", "impersonations", "operator_impersonations",
+    "seconds", "warmup_failed_logins", "logins", "logins_per_s", "impersonations", "operator_impersonations",
     "exchanges", "logouts", "expiry_checks", "requests", "errors")), flush=True)
 sys.exit(1 if counts["errors"] else 0)
 PY
@@ -474,6 +511,9 @@ if wrk:
              (f"; latency p50 {lat.group(1)} ms, p99 {lat.group(2)} ms, max {lat.group(3)} ms"
               if lat else ""))
 if churn:
+    L.append(f"- warm-up: {churn['warmup_failed_logins']} failed logins in "
+             f"{churn['warmup_seconds']} s, to fill the server's 10,000-event in-memory audit "
+             f"ring before the baseline")
     L.append(f"- churn ({info['churn_workers']} keep-alive clients): {churn['logins']} logins "
              f"({churn['logins_per_s']}/s), {churn['impersonations']} coworker + "
              f"{churn['operator_impersonations']} operator impersonations, "

@@ -296,7 +296,7 @@ http_response handle_refresh(ctx_t& ctx) {
 http_response handle_logout(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     ctx.service.logout(*session, ctx.call);
     http_response res{http::status::no_content, ctx.req.version()};
     set_common_headers(res);
@@ -308,14 +308,14 @@ http_response handle_logout(ctx_t& ctx) {
 http_response handle_session_info(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     return json_response(http::status::ok, session_info_json(*session), ctx.req);
 }
 
 http_response handle_list_profiles(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     return json_response(http::status::ok, listing_json(ctx.service.list_profiles(*session)),
                          ctx.req);
 }
@@ -323,7 +323,7 @@ http_response handle_list_profiles(ctx_t& ctx) {
 http_response handle_switch_profile(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     auto body = parse_body_object(ctx.req);
     if (!body)
         return bad_request(body.error().detail, ctx.req);
@@ -339,7 +339,7 @@ http_response handle_switch_profile(ctx_t& ctx) {
 http_response handle_impersonate_coworker(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     auto target = id_from_text(ctx.match.params[0], "coworkerId");
     if (!target)
         return bad_request(target.error().detail, ctx.req);
@@ -350,7 +350,7 @@ http_response handle_impersonate_coworker(ctx_t& ctx) {
 http_response handle_impersonate_customer(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     auto text = ctx.query("customerId");
     if (!text)
         return bad_request("query parameter 'customerId' is required", ctx.req);
@@ -367,7 +367,7 @@ constexpr std::int64_t max_audit_limit = 1000;
 http_response handle_audit(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
-        return std::move(session.error());
+        return std::move(session).error();
     std::int64_t limit = default_audit_limit;
     if (auto text = ctx.query("limit")) {
         auto parsed = parse_id(*text);

@@ -245,8 +245,8 @@ void check_response(const http_request& req, const http_response& res) {
             const json::object* obj = body.if_object();
             const json::value* st = obj ? obj->if_contains("status") : nullptr;
             boost::system::error_code number_ec;
-            if (!st || st->to_number<std::int64_t>(number_ec) != static_cast<std::int64_t>(status) ||
-                number_ec)
+            const auto st_value = st ? st->to_number<std::int64_t>(number_ec) : -1;
+            if (!st || number_ec || st_value != static_cast<std::int64_t>(status))
                 fail("problem details without the response's status", dump());
             if (!obj->if_contains("title") || !obj->if_contains("detail"))
                 fail("problem details without title/detail", dump());

@@ -61,7 +61,8 @@ bytes secret_from(unsigned char first) {
 struct keyring {
     bytes fuzz_secret = secret_from(1);
     bytes old_secret = secret_from(101);
-    token_signer signer{std::vector<signing_key>{{"fuzz-key", fuzz_secret}, {"old-key", old_secret}}};
+    token_signer signer{
+        std::vector<signing_key>{{"fuzz-key", fuzz_secret}, {"old-key", old_secret}}};
 
     const bytes* secret_of(std::string_view kid) const {
         if (kid == "fuzz-key")
@@ -107,8 +108,10 @@ void check_claims(const json::object& claims, std::string_view context) {
         // Success promises an integer exp in the future and the right issuer.
         const json::value* exp = claims.if_contains("exp");
         const json::value* iss = claims.if_contains("iss");
-        const bool future = exp && ((exp->is_int64() && exp->get_int64() > now_seconds) ||
-                                    (exp->is_uint64() && exp->get_uint64() > static_cast<std::uint64_t>(now_seconds)));
+        const bool future =
+            exp && ((exp->is_int64() && exp->get_int64() > now_seconds) ||
+                    (exp->is_uint64() &&
+                     exp->get_uint64() > static_cast<std::uint64_t>(now_seconds)));
         if (!future || !iss || !iss->is_string() || iss->get_string() != issuer)
             fail("check_registered_claims accepted claims it should refuse", context);
         return;
@@ -169,7 +172,8 @@ void crafted_token(std::string_view input) {
     if (accept) {
         if (!claims)
             fail("verify refused a correctly signed token", token);
-        if (*claims != *payload)
+        // Compared as text too: Boost.JSON 1.81 reads 0e400 as NaN, which equals nothing.
+        if (*claims != *payload && json::serialize(*claims) != json::serialize(*payload))
             fail("verify returned other claims than were signed", token);
         check_claims(*claims, token);
     } else {
@@ -207,9 +211,9 @@ void round_trip(std::string_view input) {
     double_census census;
     for (const auto& entry : *claims)
         take_census(entry.value(), census);
-    // Boost.JSON 1.81 parses 1e400 as infinity but serializes it as `Infinity`, which is not
-    // JSON, so such claims cannot survive any text round trip. The service signs only integers
-    // and strings.
+    // Boost.JSON 1.81 parses 1e400 as infinity and 0e400 as NaN but serializes them as
+    // `Infinity` and `NaN`, which are not JSON, so such claims cannot survive any text round
+    // trip. The service signs only integers and strings.
     if (census.non_finite)
         return;
     const std::string token = keys().signer.sign(*claims);
