@@ -42,120 +42,14 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_world.hpp"
+
 namespace {
 
 using namespace portal_auth;
+using namespace portal_auth::fuzz;
 namespace http = boost::beast::http;
 namespace json = boost::json;
-
-[[noreturn]] void fail(const char* what, std::string_view context = {}) {
-    std::fprintf(stderr, "fuzz_http_request: %s\n%.*s\n", what, static_cast<int>(context.size()),
-                 context.data());
-    std::abort();
-}
-
-// ---- the world: the test directory's shape with cheap (but real) scrypt hashes ----
-
-struct person {
-    std::int64_t id;
-    const char* email;
-    const char* name;
-    const char* password;
-    bool is_operator;
-};
-
-constexpr person people[] = {
-    {100, "alice@acme.test", "Alice Archer", "alice-pw", false},
-    {101, "bob@acme.test", "Bob Baker", "bob-pw", false},
-    {102, "carol@acme.test", "Carol Chen", "carol-pw", false},
-    {103, "dave@globex.test", "Dave Diaz", "dave-pw", false},
-    {104, "erin@globex.test", "Erin Evans", "erin-pw", false},
-    {105, "frank@globex.test", "Frank Fischer", "frank-pw", false},
-    {106, "gina@acme.test", "Gina Gray", "gina-pw", false},
-    {900, "olga@portal.test", "Olga Operator", "olga-pw", true},
-};
-
-struct membership {
-    std::int64_t id, customer, team;
-    const char* role;
-};
-
-constexpr membership memberships[] = {
-    {10, 100, 1, "owner"},  {11, 101, 1, "admin"},  {12, 102, 1, "member"}, {13, 106, 1, "owner"},
-    {14, 900, 1, "member"}, {20, 103, 2, "owner"},  {21, 101, 2, "member"}, {22, 104, 2, "admin"},
-    {23, 105, 2, "member"}, {30, 900, 3, "owner"},
-};
-
-std::string world_directory_json() {
-    json::array customers;
-    for (const person& p : people) {
-        auto hash = hash_password(p.password, scrypt_params{.log2_n = 1, .r = 1, .p = 1});
-        if (!hash)
-            fail("hash_password failed");
-        customers.push_back(json::object{{"id", p.id},
-                                         {"email", p.email},
-                                         {"name", p.name},
-                                         {"passwordHash", format_password_hash(*hash)},
-                                         {"operator", p.is_operator}});
-    }
-    json::array profiles;
-    for (const membership& m : memberships)
-        profiles.push_back(json::object{
-            {"id", m.id}, {"customerId", m.customer}, {"teamId", m.team}, {"role", m.role}});
-    json::array teams{json::object{{"id", 1}, {"name", "Acme Corp"}},
-                      json::object{{"id", 2}, {"name", "Globex"}},
-                      json::object{{"id", 3}, {"name", "Portal Operations"}}};
-    return json::serialize(json::object{
-        {"customers", std::move(customers)}, {"teams", std::move(teams)},
-        {"profiles", std::move(profiles)}});
-}
-
-struct shared_parts {
-    std::shared_ptr<const directory> dir;
-    std::shared_ptr<const token_signer> signer;
-};
-
-const shared_parts& shared() {
-    static const shared_parts parts = [] {
-        std::string detail;
-        auto dir = directory::parse(world_directory_json(), detail);
-        if (!dir)
-            fail("world directory rejected", detail);
-        bytes secret(32);
-        for (std::size_t i = 0; i < secret.size(); ++i)
-            secret[i] = static_cast<unsigned char>(0xA0 + i);
-        return shared_parts{
-            std::make_shared<const directory>(std::move(*dir)),
-            std::make_shared<const token_signer>(
-                std::vector<signing_key>{{"fuzz-key", std::move(secret)}})};
-    }();
-    return parts;
-}
-
-// A fixed clock (2030-03-17) keeps every run reproducible.
-const call_context the_call{"192.0.2.7:40000",
-                            clock_type::time_point(std::chrono::seconds(1'900'000'000))};
-
-// One service per input.
-struct world {
-    session_store sessions{4};
-    audit_log audit{256};
-    auth_service service{service_config{}, shared().dir, shared().signer, sessions, audit};
-    request_handler handler{service};
-
-    signed_in_session login(std::string_view email, std::string_view password) {
-        auto s = service.login(email, password, the_call);
-        if (!s)
-            fail("world: login failed", email);
-        return *s;
-    }
-};
-
-void replace_all(std::string& text, std::string_view marker, std::string_view value) {
-    for (std::size_t at = text.find(marker); at != std::string::npos;
-         at = text.find(marker, at + value.size()))
-        text.replace(at, marker.size(), value);
-}
 
 bool has(const std::string& text, std::string_view marker) {
     return text.find(marker) != std::string::npos;

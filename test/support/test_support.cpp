@@ -1,4 +1,5 @@
 #include "test_support.hpp"
+#include "test_world.hpp"
 
 #include <portal_auth/directory.hpp>
 #include <portal_auth/password_hash.hpp>
@@ -100,51 +101,7 @@ std::string fast_password_hash(std::string_view password) {
 }
 
 std::string test_directory_json() {
-    static const std::string text = [] {
-        struct person {
-            int id;
-            const char* email;
-            const char* name;
-            const char* password;
-            bool is_operator;
-        };
-        const person people[] = {
-            {100, "alice@acme.test", "Alice Archer", "alice-pw", false},
-            {101, "bob@acme.test", "Bob Baker", "bob-pw", false},
-            {102, "carol@acme.test", "Carol Chen", "carol-pw", false},
-            {103, "dave@globex.test", "Dave Diaz", "dave-pw", false},
-            {104, "erin@globex.test", "Erin Evans", "erin-pw", false},
-            {105, "frank@globex.test", "Frank Fischer", "frank-pw", false},
-            {106, "gina@acme.test", "Gina Gray", "gina-pw", false},
-            {900, "olga@portal.test", "Olga Operator", "olga-pw", true},
-        };
-        boost::json::array customers;
-        for (const person& p : people)
-            customers.push_back({{"id", p.id},
-                                 {"email", p.email},
-                                 {"name", p.name},
-                                 {"passwordHash", fast_password_hash(p.password)},
-                                 {"operator", p.is_operator}});
-        boost::json::value doc = {
-            {"customers", customers},
-            {"teams",
-             {{{"id", 1}, {"name", "Acme Corp"}},
-              {{"id", 2}, {"name", "Globex"}},
-              {{"id", 3}, {"name", "Portal Operations"}}}},
-            {"profiles",
-             {{{"id", 10}, {"customerId", 100}, {"teamId", 1}, {"role", "owner"}},
-              {{"id", 11}, {"customerId", 101}, {"teamId", 1}, {"role", "admin"}},
-              {{"id", 12}, {"customerId", 102}, {"teamId", 1}, {"role", "member"}},
-              {{"id", 13}, {"customerId", 106}, {"teamId", 1}, {"role", "owner"}},
-              {{"id", 14}, {"customerId", 900}, {"teamId", 1}, {"role", "member"}},
-              {{"id", 20}, {"customerId", 103}, {"teamId", 2}, {"role", "owner"}},
-              {{"id", 21}, {"customerId", 101}, {"teamId", 2}, {"role", "member"}},
-              {{"id", 22}, {"customerId", 104}, {"teamId", 2}, {"role", "admin"}},
-              {{"id", 23}, {"customerId", 105}, {"teamId", 2}, {"role", "member"}},
-              {{"id", 30}, {"customerId", 900}, {"teamId", 3}, {"role", "owner"}}}},
-        };
-        return boost::json::serialize(doc);
-    }();
+    static const std::string text = make_test_directory_json({.log2_n = 4, .r = 8, .p = 1});
     return text;
 }
 

@@ -37,12 +37,7 @@ const test_pki& shared_pki();
 // scrypt with ln=4: the real algorithm at a cost fit for tests.
 std::string fast_password_hash(std::string_view password);
 
-// The test world (the demo directory's shape, cheap hashes). Password of each: "<first>-pw".
-//  teams: 1 Acme Corp, 2 Globex, 3 Portal Operations
-//  100 alice owner(10, Acme)     101 bob admin(11, Acme) + member(21, Globex)
-//  102 carol member(12, Acme)    103 dave owner(20, Globex)
-//  104 erin admin(22, Globex)    105 frank member(23, Globex)
-//  106 gina owner(13, Acme)      900 olga operator, owner(30, Ops) + member(14, Acme)
+// The world of test_world.hpp with scrypt at ln=4.
 std::string test_directory_json();
 std::shared_ptr<const directory> test_directory();
 
