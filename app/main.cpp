@@ -196,7 +196,8 @@ options parse_options(const std::vector<std::string_view>& args) {
                 parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--login-failure-window") {
             opts.service.login_failures_per_email.window = parse_seconds(arg, take_value());
-            opts.service.login_failures_per_address.window = opts.service.login_failures_per_email.window;
+            opts.service.login_failures_per_address.window =
+                opts.service.login_failures_per_email.window;
         } else if (arg == "--impersonation-issue-limit") {
             opts.service.impersonations_per_actor.max = parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--shutdown-grace") {
@@ -273,7 +274,8 @@ int serve(const options& opts) {
             while (!stop.stop_requested()) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
                 if (auto ec = audit.sync())
-                    std::clog << "portal-auth: audit log sync failed: " << ec.message() << std::endl;
+                    std::clog << "portal-auth: audit log sync failed: " << ec.message()
+                              << std::endl;
             }
             (void)audit.sync();
         });
@@ -304,8 +306,8 @@ int serve(const options& opts) {
                 auto new_dir = load_directory(opts.directory);
                 auto new_signer =
                     opts.signing_key.empty() ? nullptr : load_signer(opts.signing_key);
-                auto ended = service.reload(
-                    new_dir, new_signer, {"reload", std::chrono::system_clock::now()});
+                auto ended = service.reload(new_dir, new_signer,
+                                            {"reload", std::chrono::system_clock::now()});
                 std::clog << "portal-auth: reloaded " << opts.directory << " ("
                           << new_dir->customer_count() << " customers); " << ended
                           << " sessions ended" << std::endl;
@@ -367,7 +369,8 @@ int run(std::vector<std::string_view> args) {
     }
     if (!args.empty() && args[0] == "hash-password") {
         if (args.size() != 1)
-            throw usage_error{"hash-password: takes no arguments (the password is read from stdin)"};
+            throw usage_error{
+                "hash-password: takes no arguments (the password is read from stdin)"};
         return hash_password_command();
     }
     if (!args.empty() && args[0] == "gen-key")

@@ -29,27 +29,48 @@ std::string_view reason_of(error_code ec) {
     if (ec.category() != portal_auth_category())
         return "internal";
     switch (static_cast<errc>(ec.value())) {
-    case errc::forbidden_chain: return "impersonated_session";
-    case errc::forbidden_role: return "role";
-    case errc::forbidden_operator_target: return "target_is_operator";
-    case errc::forbidden_not_operator: return "not_operator";
-    case errc::forbidden_coworker_profile: return "coworker_profile";
-    case errc::forbidden_impersonated_switch: return "impersonated_session";
-    case errc::profile_not_found: return "profile_not_found";
-    case errc::customer_not_found: return "customer_not_found";
-    case errc::token_expired: return "expired";
-    case errc::bad_signature: return "bad_signature";
-    case errc::unknown_key_id: return "unknown_kid";
-    case errc::unsupported_algorithm: return "unsupported_alg";
-    case errc::wrong_issuer: return "wrong_issuer";
-    case errc::wrong_audience: return "wrong_audience";
-    case errc::missing_claim: return "missing_claim";
-    case errc::malformed_token: return "malformed";
-    case errc::invalid_impersonation_token: return "not_redeemable";
-    case errc::impersonation_disabled: return "disabled";
-    case errc::rate_limited: return "rate_limited";
-    case errc::unauthenticated: return "actor_session_ended";
-    default: return "denied";
+    case errc::forbidden_chain:
+        return "impersonated_session";
+    case errc::forbidden_role:
+        return "role";
+    case errc::forbidden_operator_target:
+        return "target_is_operator";
+    case errc::forbidden_not_operator:
+        return "not_operator";
+    case errc::forbidden_coworker_profile:
+        return "coworker_profile";
+    case errc::forbidden_impersonated_switch:
+        return "impersonated_session";
+    case errc::profile_not_found:
+        return "profile_not_found";
+    case errc::customer_not_found:
+        return "customer_not_found";
+    case errc::token_expired:
+        return "expired";
+    case errc::bad_signature:
+        return "bad_signature";
+    case errc::unknown_key_id:
+        return "unknown_kid";
+    case errc::unsupported_algorithm:
+        return "unsupported_alg";
+    case errc::wrong_issuer:
+        return "wrong_issuer";
+    case errc::wrong_audience:
+        return "wrong_audience";
+    case errc::missing_claim:
+        return "missing_claim";
+    case errc::malformed_token:
+        return "malformed";
+    case errc::invalid_impersonation_token:
+        return "not_redeemable";
+    case errc::impersonation_disabled:
+        return "disabled";
+    case errc::rate_limited:
+        return "rate_limited";
+    case errc::unauthenticated:
+        return "actor_session_ended";
+    default:
+        return "denied";
     }
 }
 
@@ -77,7 +98,9 @@ std::string_view address_key(std::string_view remote) {
     return colon == std::string_view::npos ? remote : remote.substr(0, colon);
 }
 
-std::string actor_key(customer_id actor) { return std::to_string(actor); }
+std::string actor_key(customer_id actor) {
+    return std::to_string(actor);
+}
 
 std::optional<std::int64_t> parse_decimal_id(std::string_view text) {
     std::int64_t value = 0;
@@ -128,12 +151,12 @@ auth_service::auth_service(service_config config, std::shared_ptr<const director
     dummy_hash_ = std::move(*dummy);
 }
 
-boost::system::result<signed_in_session> auth_service::login(std::string_view email,
-                                                             std::string_view password,
-                                                             const call_context& call) {
+boost::system::result<signed_in_session>
+auth_service::login(std::string_view email, std::string_view password, const call_context& call) {
     if (login_retry_after(email, call)) {
-        audit_.record({.event = "login.throttled", .reason = "too_many_failures", .remote = call.remote},
-                      call.now);
+        audit_.record(
+            {.event = "login.throttled", .reason = "too_many_failures", .remote = call.remote},
+            call.now);
         return errc::rate_limited;
     }
     auto dir = dir_.load();
@@ -182,8 +205,8 @@ std::size_t auth_service::sweep(clock_type::time_point now) {
     return sessions_.sweep(now);
 }
 
-boost::system::result<session_snapshot>
-auth_service::authenticate(std::string_view access_token, const call_context& call) const {
+boost::system::result<session_snapshot> auth_service::authenticate(std::string_view access_token,
+                                                                   const call_context& call) const {
     auto found = sessions_.find_by_access_token(access_token, call.now);
     if (!found)
         return errc::unauthenticated;
@@ -396,8 +419,8 @@ boost::system::result<signed_in_session> auth_service::exchange(std::string_view
     if (!sessions_.is_live(grant->actor.actor_session, call.now))
         return fail(errc::unauthenticated, jti_text);
 
-    session_data data =
-        impersonated_session_data(*grant, target->customer, call.now + config_.impersonation_session_ttl);
+    session_data data = impersonated_session_data(*grant, target->customer,
+                                                  call.now + config_.impersonation_session_ttl);
     auto tokens = sessions_.create(data, call.now, config_.session_ttl);
     audit_.record({.event = "impersonation.exchanged",
                    .customer_id = grant->actor.customer,

@@ -51,18 +51,23 @@ http::status status_for(error_code ec) {
     case errc::invalid_credentials:
     case errc::unauthenticated:
     case errc::invalid_refresh_token:
-    case errc::invalid_impersonation_token: return http::status::unauthorized;
+    case errc::invalid_impersonation_token:
+        return http::status::unauthorized;
     case errc::forbidden_chain:
     case errc::forbidden_role:
     case errc::forbidden_operator_target:
     case errc::forbidden_not_operator:
     case errc::forbidden_coworker_profile:
     case errc::forbidden_impersonated_switch:
-    case errc::impersonation_disabled: return http::status::forbidden;
+    case errc::impersonation_disabled:
+        return http::status::forbidden;
     case errc::profile_not_found:
-    case errc::customer_not_found: return http::status::not_found;
-    case errc::rate_limited: return http::status::too_many_requests;
-    default: return http::status::internal_server_error;
+    case errc::customer_not_found:
+        return http::status::not_found;
+    case errc::rate_limited:
+        return http::status::too_many_requests;
+    default:
+        return http::status::internal_server_error;
     }
 }
 
@@ -70,13 +75,12 @@ http_response error_response(error_code ec, const http_request& req, bool token_
                              std::optional<std::chrono::seconds> retry_after = std::nullopt) {
     auto status = status_for(ec);
     // A 500 never tells what broke inside.
-    std::string detail = status == http::status::internal_server_error ? "internal error"
-                                                                        : ec.message();
-    auto res = make_problem_response(status, detail, req.version(), req.keep_alive(),
-                                     token_presented);
+    std::string detail =
+        status == http::status::internal_server_error ? "internal error" : ec.message();
+    auto res =
+        make_problem_response(status, detail, req.version(), req.keep_alive(), token_presented);
     if (status == http::status::too_many_requests)
-        res.set(http::field::retry_after,
-                std::to_string(retry_after ? retry_after->count() : 1));
+        res.set(http::field::retry_after, std::to_string(retry_after ? retry_after->count() : 1));
     return res;
 }
 
@@ -412,8 +416,7 @@ constexpr endpoint_entry endpoint_table[] = {
 } // namespace
 
 http_response make_problem_response(http::status status, std::string_view detail,
-                                    unsigned http_version, bool keep_alive,
-                                    bool token_presented) {
+                                    unsigned http_version, bool keep_alive, bool token_presented) {
     http_response res{status, http_version};
     set_common_headers(res);
     res.set(http::field::content_type, "application/problem+json");
@@ -447,16 +450,17 @@ http_response request_handler::handle(const http_request& req, const call_contex
         auto match = router_.match(req.method(), target->encoded_path());
         switch (match.result) {
         case route_match::outcome::not_found:
-            return make_problem_response(http::status::not_found, "no such endpoint",
-                                         req.version(), req.keep_alive());
+            return make_problem_response(http::status::not_found, "no such endpoint", req.version(),
+                                         req.keep_alive());
         case route_match::outcome::method_not_allowed: {
             auto res = make_problem_response(http::status::method_not_allowed,
-                                             "method not allowed on this endpoint",
-                                             req.version(), req.keep_alive());
+                                             "method not allowed on this endpoint", req.version(),
+                                             req.keep_alive());
             res.set(http::field::allow, match.allow);
             return res;
         }
-        case route_match::outcome::found: break;
+        case route_match::outcome::found:
+            break;
         }
         endpoint_context ctx{req, match, call, *target, service_};
         return endpoints_[match.route](ctx);

@@ -1,7 +1,7 @@
 #include <portal_auth/router.hpp>
 
-#include <ostream> // boost::core::string_view needs it complete
 #include <algorithm>
+#include <ostream> // boost::core::string_view needs it complete
 #include <stdexcept>
 
 namespace portal_auth {
@@ -95,7 +95,8 @@ route_match router::match(boost::beast::http::verb method, std::string_view path
     if (best.result != route_match::outcome::found && !other_methods.empty()) {
         best.result = route_match::outcome::method_not_allowed;
         for (auto m : other_methods)
-            best.allow.append(best.allow.empty() ? "" : ", ").append(boost::beast::http::to_string(m));
+            best.allow.append(best.allow.empty() ? "" : ", ")
+                .append(boost::beast::http::to_string(m));
     }
     return best;
 }

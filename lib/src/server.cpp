@@ -2,8 +2,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -58,7 +58,9 @@ std::string format_endpoint(const tcp::endpoint& ep) {
     return text;
 }
 
-void default_log(std::string_view line) { std::clog << "portal-auth: " << line << std::endl; }
+void default_log(std::string_view line) {
+    std::clog << "portal-auth: " << line << std::endl;
+}
 
 } // namespace
 
@@ -146,8 +148,8 @@ std::optional<http_response> answer_to_read_error(beast::error_code ec) {
     return make_problem_response(http::status::bad_request, "malformed HTTP request", 11, false);
 }
 
-asio::awaitable<void> serve_requests(state_ptr st, tls_stream& stream,
-                                     connection_handle& handle, const std::string& remote) {
+asio::awaitable<void> serve_requests(state_ptr st, tls_stream& stream, connection_handle& handle,
+                                     const std::string& remote) {
     const server_config& cfg = st->config;
     beast::flat_buffer buffer;
     for (;;) {
@@ -304,7 +306,9 @@ server::server(asio::any_io_executor executor, ssl::context& tls, const tcp::end
 
 server::~server() = default;
 
-tcp::endpoint server::local_endpoint() const { return state_->bound; }
+tcp::endpoint server::local_endpoint() const {
+    return state_->bound;
+}
 
 asio::awaitable<void> server::run() {
     co_await asio::co_spawn(state_->strand, run_on_strand(state_), asio::use_awaitable);
@@ -321,6 +325,8 @@ void server::stop() {
     });
 }
 
-std::size_t server::connection_count() const noexcept { return state_->live.load(); }
+std::size_t server::connection_count() const noexcept {
+    return state_->live.load();
+}
 
 } // namespace portal_auth

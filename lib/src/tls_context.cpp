@@ -13,8 +13,8 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <sstream>
+#include <stdexcept>
 
 namespace portal_auth {
 namespace {
@@ -79,8 +79,7 @@ void free_key_ring(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
 }
 
 int key_ring_index() {
-    static const int index =
-        SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_key_ring);
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_key_ring);
     return index;
 }
 
@@ -96,8 +95,8 @@ int set_ticket_mac(EVP_MAC_CTX* mac, ticket_key_ring::key& k) {
 
 int ticket_key_callback(SSL* ssl, unsigned char key_name[16], unsigned char* iv,
                         EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
-    auto* ring = static_cast<ticket_key_ring*>(
-        SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), key_ring_index()));
+    auto* ring =
+        static_cast<ticket_key_ring*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), key_ring_index()));
     if (!ring)
         return -1;
     if (encrypt) {

@@ -91,10 +91,8 @@ std::shared_ptr<const token_signer> make_signer() {
 } // namespace
 
 world::world()
-    : dir(load_bench_directory()),
-      signer(make_signer()),
-      service(service_config{}, dir, signer, sessions, audit),
-      handler(service) {
+    : dir(load_bench_directory()), signer(make_signer()),
+      service(service_config{}, dir, signer, sessions, audit), handler(service) {
     const auto now = clock_type::now();
     auto issued = sessions.create(session_data{.customer = 100001, .profile = 200001}, now,
                                   std::chrono::hours(24));

@@ -1,10 +1,6 @@
 // portal-auth micro-benchmarks: the per-request building blocks measured without sockets.
 // Run by scripts/bench.sh; alone: build-bench/test/bench/portal_auth_micro --benchmark_min_time=0.2
-#include "bench_world.hpp"
-
 #include <portal_auth/router.hpp>
-
-#include <benchmark/benchmark.h>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -18,6 +14,10 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "bench_world.hpp"
+
+#include <benchmark/benchmark.h>
 
 namespace {
 
@@ -38,10 +38,10 @@ struct filled_store {
         const auto now = clock_type::now();
         tokens.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
-            auto issued = store.create(
-                session_data{.customer = static_cast<customer_id>(100001 + i % 20000),
-                             .profile = static_cast<profile_id>(200001 + i % 20000)},
-                now, session_ttl);
+            auto issued =
+                store.create(session_data{.customer = static_cast<customer_id>(100001 + i % 20000),
+                                          .profile = static_cast<profile_id>(200001 + i % 20000)},
+                             now, session_ttl);
             tokens.push_back(std::move(issued.access_token));
         }
         std::shuffle(tokens.begin(), tokens.end(), std::mt19937_64(42));
@@ -77,8 +77,8 @@ void BM_SessionLookupUnknown(benchmark::State& state) {
     auto& fixture = store_of_size(static_cast<std::size_t>(state.range(0)));
     session_store other;
     const auto now = clock_type::now();
-    const std::string unknown = other.create({.customer = 1, .profile = 1}, now, session_ttl)
-                                    .access_token;
+    const std::string unknown =
+        other.create({.customer = 1, .profile = 1}, now, session_ttl).access_token;
     for (auto _ : state) {
         auto found = fixture.store.find_by_access_token(unknown, now);
         benchmark::DoNotOptimize(found);
@@ -95,8 +95,8 @@ void BM_SessionCreate(benchmark::State& state) {
     std::vector<session_id> added;
     added.reserve(1024);
     for (auto _ : state) {
-        auto issued = fixture.store.create(
-            session_data{.customer = 100001, .profile = 200001}, now, session_ttl);
+        auto issued = fixture.store.create(session_data{.customer = 100001, .profile = 200001}, now,
+                                           session_ttl);
         added.push_back(issued.id);
         benchmark::DoNotOptimize(issued);
         if (added.size() == 1024) {
@@ -117,9 +117,9 @@ BENCHMARK(BM_SessionCreate)->Arg(1000)->Arg(1000000);
 // --- JWT ---------------------------------------------------------------------------------------
 
 boost::json::object impersonation_claims() {
-    const std::int64_t iat = std::chrono::duration_cast<std::chrono::seconds>(
-                                 clock_type::now().time_since_epoch())
-                                 .count();
+    const std::int64_t iat =
+        std::chrono::duration_cast<std::chrono::seconds>(clock_type::now().time_since_epoch())
+            .count();
     return boost::json::object{
         {"iss", token_issuer},
         {"aud", impersonation_audience},
@@ -189,7 +189,8 @@ void BM_DirectoryFindProfile(benchmark::State& state) {
     auto& w = bench::shared_world();
     std::size_t i = 0;
     for (auto _ : state) {
-        const profile* p = w.dir->find_profile(200001 + static_cast<profile_id>((i++ * 7919) % 20000));
+        const profile* p =
+            w.dir->find_profile(200001 + static_cast<profile_id>((i++ * 7919) % 20000));
         benchmark::DoNotOptimize(p);
     }
     state.SetItemsProcessed(state.iterations());
@@ -237,10 +238,10 @@ const std::vector<route_probe>& route_probes(int which) {
         {http::verb::get, "/healthz"},
     };
     static const std::vector<route_probe> misses = {
-        {http::verb::get, "/api/public/auth/nothing"},        // 404
-        {http::verb::get, "/favicon.ico"},                    // 404
-        {http::verb::delete_, "/api/public/auth/session"},    // 405
-        {http::verb::get, "/api/public/auth/login"},          // 405
+        {http::verb::get, "/api/public/auth/nothing"},     // 404
+        {http::verb::get, "/favicon.ico"},                 // 404
+        {http::verb::delete_, "/api/public/auth/session"}, // 405
+        {http::verb::get, "/api/public/auth/login"},       // 405
     };
     return which == 0 ? hits : misses;
 }
@@ -281,7 +282,9 @@ void run_handler(benchmark::State& state, const char* target, bool with_bearer) 
     state.counters["body_bytes"] = static_cast<double>(body);
 }
 
-void BM_HandleHealthz(benchmark::State& state) { run_handler(state, "/healthz", false); }
+void BM_HandleHealthz(benchmark::State& state) {
+    run_handler(state, "/healthz", false);
+}
 BENCHMARK(BM_HandleHealthz);
 
 void BM_HandleSessionInfo(benchmark::State& state) {

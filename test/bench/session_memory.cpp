@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const long peak = status_kib("VmHWM");
     if (baseline < 0 || peak < 0 || static_cast<long>(store.size()) != n) {
-        std::fprintf(stderr, "session_memory: could not read /proc/self/status or count sessions\n");
+        std::fprintf(stderr,
+                     "session_memory: could not read /proc/self/status or count sessions\n");
         return 1;
     }
     std::printf("sessions=%ld baseline_kib=%ld peak_kib=%ld growth_kib=%ld bytes_per_session=%.0f "

@@ -109,9 +109,9 @@ void check_claims(const json::object& claims, std::string_view context) {
         const json::value* exp = claims.if_contains("exp");
         const json::value* iss = claims.if_contains("iss");
         const bool future =
-            exp && ((exp->is_int64() && exp->get_int64() > now_seconds) ||
-                    (exp->is_uint64() &&
-                     exp->get_uint64() > static_cast<std::uint64_t>(now_seconds)));
+            exp &&
+            ((exp->is_int64() && exp->get_int64() > now_seconds) ||
+             (exp->is_uint64() && exp->get_uint64() > static_cast<std::uint64_t>(now_seconds)));
         if (!future || !iss || !iss->is_string() || iss->get_string() != issuer)
             fail("check_registered_claims accepted claims it should refuse", context);
         return;

@@ -46,8 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
 
     const scrypt_params& params = parsed->params;
-    if (params.log2_n < 1 || params.log2_n > 20 || params.r < 1 || params.r > 32 ||
-        params.p < 1 || params.p > 16 || params.log2_n >= 16 * params.r)
+    if (params.log2_n < 1 || params.log2_n > 20 || params.r < 1 || params.r > 32 || params.p < 1 ||
+        params.p > 16 || params.log2_n >= 16 * params.r)
         fail("accepted parameters outside the documented bounds", input);
     if (parsed->salt.size() < 8 || parsed->salt.size() > 64 || parsed->key.size() < 16 ||
         parsed->key.size() > 64)

@@ -14,9 +14,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "test_support.hpp"
-
 #include <thread>
+
+#include "test_support.hpp"
 
 using namespace portal_auth;
 namespace asio = boost::asio;
@@ -29,8 +29,8 @@ BOOST_AUTO_TEST_SUITE(embedding)
 BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
     test::service_fixture deps;
     std::string detail;
-    auto tls = make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem,
-                                         detail);
+    auto tls =
+        make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem, detail);
     BOOST_TEST_REQUIRE(tls.has_value(), detail);
 
     asio::io_context ioc; // the application's, run by the application's thread

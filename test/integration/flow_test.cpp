@@ -3,9 +3,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "test_support.hpp"
-
 #include <thread>
+
+#include "test_support.hpp"
 
 using namespace portal_auth;
 using namespace portal_auth::test;
@@ -28,8 +28,8 @@ signed_in login(https_client& c, std::string_view email, std::string_view passwo
 }
 
 std::string impersonation_token(https_client& c, const signed_in& actor, profile_id target) {
-    auto r = c.get("/api/public/coworkers/" + std::to_string(target) + "/impersonate",
-                   actor.access);
+    auto r =
+        c.get("/api/public/coworkers/" + std::to_string(target) + "/impersonate", actor.access);
     BOOST_TEST_REQUIRE(r.status == 200u, r.body);
     BOOST_TEST(r.header("Cache-Control") == "no-store");
     return std::string(r.json().at("token").as_string());
@@ -250,12 +250,11 @@ BOOST_AUTO_TEST_CASE(error_statuses) {
     check_problem(c.post("/api/public/auth/login", "{not json"), 400);
     check_problem(c.post("/api/public/auth/login", R"({"email":"bob@acme.test"})"), 400,
                   "password");
-    check_problem(c.post("/api/public/auth/login", R"({"email":5,"password":"x"})"), 400,
-                  "email");
+    check_problem(c.post("/api/public/auth/login", R"({"email":5,"password":"x"})"), 400, "email");
     check_problem(c.post("/api/public/auth/refresh", "[]"), 400);
     check_problem(c.get("/api/public/coworkers/abc/impersonate", bob.access), 400, "coworkerId");
-    check_problem(c.get("/api/public/coworkers/99999999999999999999/impersonate", bob.access),
-                  400, "coworkerId");
+    check_problem(c.get("/api/public/coworkers/99999999999999999999/impersonate", bob.access), 400,
+                  "coworkerId");
     check_problem(c.get("/api/public/coworkers/10/impersonate", bob.access), 403); // admin->owner
     check_problem(c.get("/api/public/coworkers/20/impersonate", bob.access), 404); // other team
     auto put = [&](std::string_view body) {
@@ -286,8 +285,8 @@ BOOST_AUTO_TEST_CASE(hostile_input_leaves_the_server_serving) {
     }
     {
         https_client big_header(srv.port());
-        auto answer = big_header.raw_exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
-                                              std::string(9000, 'a') + "\r\n\r\n");
+        auto answer = big_header.raw_exchange(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n");
         BOOST_TEST(answer.find("HTTP/1.1 431") == 0u, answer.substr(0, 100));
     }
     {

@@ -2,9 +2,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "test_support.hpp"
-
 #include <thread>
+
+#include "test_support.hpp"
 
 using namespace portal_auth;
 using namespace portal_auth::test;
@@ -44,7 +44,8 @@ BOOST_AUTO_TEST_CASE(connections_beyond_the_cap_are_closed_established_ones_serv
 BOOST_AUTO_TEST_CASE(slowloris_is_cut_off_at_the_request_timeout) {
     running_server srv({}, server_config{.request_timeout = 1s});
     https_client slow(srv.port());
-    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaa\r\n\r\n";
+    const std::string request =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaa\r\n\r\n";
     auto start = std::chrono::steady_clock::now();
     bool cut = false;
     for (char c : request) {

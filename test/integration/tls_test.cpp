@@ -95,8 +95,8 @@ BOOST_AUTO_TEST_CASE(tls12_needs_ecdhe_and_aead) {
             BOOST_TEST(!connect_with(srv.port(), TLS1_2_VERSION, TLS1_2_VERSION, weak).ok);
         }
     }
-    auto good = connect_with(srv.port(), TLS1_2_VERSION, TLS1_2_VERSION,
-                             "ECDHE-ECDSA-AES128-GCM-SHA256");
+    auto good =
+        connect_with(srv.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256");
     BOOST_TEST(good.ok);
     SSL_SESSION_free(good.session);
 }
@@ -119,8 +119,8 @@ BOOST_AUTO_TEST_CASE(sessions_resume_with_tickets) {
     // Another server (its own ticket keys) cannot open these tickets: full handshake.
     running_server other;
     auto first = connect_with(srv.port(), TLS1_3_VERSION, TLS1_3_VERSION, nullptr);
-    auto elsewhere = connect_with(other.port(), TLS1_3_VERSION, TLS1_3_VERSION, nullptr,
-                                  first.session);
+    auto elsewhere =
+        connect_with(other.port(), TLS1_3_VERSION, TLS1_3_VERSION, nullptr, first.session);
     BOOST_TEST(elsewhere.ok);
     BOOST_TEST(!elsewhere.resumed);
     SSL_SESSION_free(first.session);

@@ -1,5 +1,4 @@
 #include "test_support.hpp"
-#include "test_world.hpp"
 
 #include <portal_auth/directory.hpp>
 #include <portal_auth/password_hash.hpp>
@@ -24,6 +23,8 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+
+#include "test_world.hpp"
 
 namespace portal_auth::test {
 

@@ -37,23 +37,23 @@ struct rule_case {
 BOOST_AUTO_TEST_CASE(every_rule_case) {
     auto dir = test::test_directory();
     const rule_case cases[] = {
-        {10, 100, 11, errc{}},                           // owner -> admin
-        {10, 100, 12, errc{}},                           // owner -> member
-        {10, 100, 13, errc::forbidden_role},             // owner -> owner
-        {10, 100, 10, errc::forbidden_role},             // owner -> self
-        {10, 100, 14, errc::forbidden_operator_target},  // owner -> operator's member profile
-        {10, 100, 20, errc::profile_not_found},          // another team: not disclosed
-        {10, 100, 999, errc::profile_not_found},         // no such profile
-        {11, 101, 12, errc{}},                           // admin -> member
-        {11, 101, 10, errc::forbidden_role},             // admin -> owner
-        {11, 101, 13, errc::forbidden_role},             // admin -> owner
-        {11, 101, 11, errc::forbidden_role},             // admin -> self
-        {12, 102, 14, errc::forbidden_role},             // member -> member
-        {12, 102, 11, errc::forbidden_role},             // member -> admin
-        {22, 104, 21, errc{}},                           // admin -> member of another customer
-        {20, 103, 22, errc{}},                           // owner -> admin
-        {21, 101, 23, errc::forbidden_role},             // bob's member profile -> member
-        {21, 101, 11, errc::profile_not_found},          // bob's own profile in another team
+        {10, 100, 11, errc{}},                          // owner -> admin
+        {10, 100, 12, errc{}},                          // owner -> member
+        {10, 100, 13, errc::forbidden_role},            // owner -> owner
+        {10, 100, 10, errc::forbidden_role},            // owner -> self
+        {10, 100, 14, errc::forbidden_operator_target}, // owner -> operator's member profile
+        {10, 100, 20, errc::profile_not_found},         // another team: not disclosed
+        {10, 100, 999, errc::profile_not_found},        // no such profile
+        {11, 101, 12, errc{}},                          // admin -> member
+        {11, 101, 10, errc::forbidden_role},            // admin -> owner
+        {11, 101, 13, errc::forbidden_role},            // admin -> owner
+        {11, 101, 11, errc::forbidden_role},            // admin -> self
+        {12, 102, 14, errc::forbidden_role},            // member -> member
+        {12, 102, 11, errc::forbidden_role},            // member -> admin
+        {22, 104, 21, errc{}},                          // admin -> member of another customer
+        {20, 103, 22, errc{}},                          // owner -> admin
+        {21, 101, 23, errc::forbidden_role},            // bob's member profile -> member
+        {21, 101, 11, errc::profile_not_found},         // bob's own profile in another team
     };
     for (const rule_case& c : cases) {
         BOOST_TEST_CONTEXT("actor profile " << c.actor_profile << " -> " << c.target) {
@@ -256,8 +256,8 @@ BOOST_AUTO_TEST_SUITE(reload)
 namespace {
 
 // The test directory with `edit` applied to its JSON.
-std::shared_ptr<const directory> edited_directory(
-    const std::function<void(boost::json::object&)>& edit) {
+std::shared_ptr<const directory>
+edited_directory(const std::function<void(boost::json::object&)>& edit) {
     auto doc = boost::json::parse(test::test_directory_json()).as_object();
     edit(doc);
     std::string detail;
@@ -279,8 +279,10 @@ BOOST_AUTO_TEST_CASE(sessions_survive_and_lost_rights_end_them) {
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
     auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
     auto dave = sign_in(f.service, "dave@globex.test", "dave-pw");
-    auto as_carol = f.service.exchange(*f.service.impersonate_coworker(alice, 12, at_start), at_start);
-    auto as_frank = f.service.exchange(*f.service.impersonate_coworker(dave, 23, at_start), at_start);
+    auto as_carol =
+        f.service.exchange(*f.service.impersonate_coworker(alice, 12, at_start), at_start);
+    auto as_frank =
+        f.service.exchange(*f.service.impersonate_coworker(dave, 23, at_start), at_start);
     BOOST_TEST_REQUIRE(as_carol.has_value());
     BOOST_TEST_REQUIRE(as_frank.has_value());
 
@@ -302,7 +304,8 @@ BOOST_AUTO_TEST_CASE(removed_customers_and_disabled_impersonation_end_sessions) 
     service_fixture f;
     auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
     auto dave = sign_in(f.service, "dave@globex.test", "dave-pw");
-    auto as_frank = f.service.exchange(*f.service.impersonate_coworker(dave, 23, at_start), at_start);
+    auto as_frank =
+        f.service.exchange(*f.service.impersonate_coworker(dave, 23, at_start), at_start);
     BOOST_TEST_REQUIRE(as_frank.has_value());
     auto dir = edited_directory([](auto& doc) {
         doc["impersonationEnabled"] = false;

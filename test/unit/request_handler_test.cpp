@@ -12,8 +12,6 @@
 #include <boost/json/value.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "test_support.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -21,6 +19,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "test_support.hpp"
 
 using namespace portal_auth;
 namespace http = boost::beast::http;
@@ -76,13 +76,20 @@ void check_common_headers(const http_response& res) {
 
 std::string_view title_of(unsigned status) {
     switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 500: return "Internal Server Error";
-    default: return "?";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 500:
+        return "Internal Server Error";
+    default:
+        return "?";
     }
 }
 
@@ -129,9 +136,9 @@ void check_json_ok(const http_response& res) {
     check_common_headers(res);
 }
 
-const std::vector<std::string> session_object_keys{
-    "accessToken", "tokenType", "expiresIn", "refreshToken", "customerId", "profileId",
-    "impersonator"};
+const std::vector<std::string> session_object_keys{"accessToken",  "tokenType",  "expiresIn",
+                                                   "refreshToken", "customerId", "profileId",
+                                                   "impersonator"};
 
 const std::vector<std::string> session_info_keys{"customerId", "expiresAt", "impersonator",
                                                  "profileId"}; // sorted
@@ -198,8 +205,7 @@ struct world : test::service_fixture {
 
 std::string token_of(const http_response& res) {
     json::object o = body_object(res);
-    BOOST_TEST(keys_of(o) == (std::vector<std::string>{"token"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(keys_of(o) == (std::vector<std::string>{"token"}), boost::test_tools::per_element());
     BOOST_TEST_REQUIRE(o.contains("token"));
     BOOST_TEST_REQUIRE(o.at("token").is_string());
     std::string token(o.at("token").get_string());
@@ -240,12 +246,13 @@ BOOST_AUTO_TEST_CASE(problem_response_shape) {
 
 BOOST_AUTO_TEST_CASE(missing_token_is_401_with_realm_only) {
     world w;
-    for (auto [method, target] : {std::pair{http::verb::get, "/api/public/auth/session"},
-                                  std::pair{http::verb::get, "/api/public/coworkers/profiles"},
-                                  std::pair{http::verb::post, "/api/public/auth/logout"},
-                                  std::pair{http::verb::get, "/api/public/coworkers/12/impersonate"},
-                                  std::pair{http::verb::get, "/api/sys/users/impersonate?customerId=101"},
-                                  std::pair{http::verb::get, "/api/sys/audit"}}) {
+    for (auto [method, target] :
+         {std::pair{http::verb::get, "/api/public/auth/session"},
+          std::pair{http::verb::get, "/api/public/coworkers/profiles"},
+          std::pair{http::verb::post, "/api/public/auth/logout"},
+          std::pair{http::verb::get, "/api/public/coworkers/12/impersonate"},
+          std::pair{http::verb::get, "/api/sys/users/impersonate?customerId=101"},
+          std::pair{http::verb::get, "/api/sys/audit"}}) {
         BOOST_TEST_CONTEXT(target) {
             auto res = w.request(method, target);
             check_unauthorized(res, realm_only);
@@ -266,12 +273,11 @@ BOOST_AUTO_TEST_CASE(bad_token_is_401_invalid_token) {
 
 BOOST_AUTO_TEST_CASE(garbage_authorization_headers_are_401) {
     world w;
-    for (std::string_view value :
-         {"Bearer", "Bearer ", "Bearer    ", "Basic abc", "Basic YWxpY2U6YWxpY2UtcHc=", "", "Token x",
-          "Bearerx abc"}) {
+    for (std::string_view value : {"Bearer", "Bearer ", "Bearer    ", "Basic abc",
+                                   "Basic YWxpY2U6YWxpY2UtcHc=", "", "Token x", "Bearerx abc"}) {
         BOOST_TEST_CONTEXT("Authorization: '" << value << "'") {
-            auto res = w.request(http::verb::get, "/api/public/auth/session", {},
-                                 std::string(value));
+            auto res =
+                w.request(http::verb::get, "/api/public/auth/session", {}, std::string(value));
             check_problem(res, 401);
             std::string challenge = header(res, http::field::www_authenticate);
             BOOST_TEST(challenge.rfind(realm_only, 0) == 0u, "challenge: " << challenge);
@@ -447,9 +453,9 @@ BOOST_AUTO_TEST_CASE(profiles_listing_for_bob) {
                boost::test_tools::per_element());
     BOOST_TEST_REQUIRE(rows.size() == std::size(expected));
 
-    const std::vector<std::string> row_keys = sorted({"Id", "CustomerId", "Name", "Email",
-                                                      "TeamId", "TeamName", "Role", "IsCurrent",
-                                                      "IsOwn", "CanImpersonate"});
+    const std::vector<std::string> row_keys =
+        sorted({"Id", "CustomerId", "Name", "Email", "TeamId", "TeamName", "Role", "IsCurrent",
+                "IsOwn", "CanImpersonate"});
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const json::object& row = rows[i].get_object();
         const expected_row& e = expected[i];
@@ -600,11 +606,10 @@ BOOST_AUTO_TEST_CASE(customer_id_query_bad_requests) {
     std::string token = w.olga();
     for (std::string_view target :
          {"/api/sys/users/impersonate", "/api/sys/users/impersonate?",
-          "/api/sys/users/impersonate?customer=101", "/api/sys/users/impersonate?customerId=",
-          "/api/sys/users/impersonate?customerId", "/api/sys/users/impersonate?customerId=abc",
-          "/api/sys/users/impersonate?customerId=-101",
-          "/api/sys/users/impersonate?customerId=101x",
-          "/api/sys/users/impersonate?customerId=1e2",
+          "/api/sys/users/impersonate?customer=101",
+          "/api/sys/users/impersonate?customerId=", "/api/sys/users/impersonate?customerId",
+          "/api/sys/users/impersonate?customerId=abc", "/api/sys/users/impersonate?customerId=-101",
+          "/api/sys/users/impersonate?customerId=101x", "/api/sys/users/impersonate?customerId=1e2",
           "/api/sys/users/impersonate?customerId=0",
           "/api/sys/users/impersonate?customerId=12345678901234567890"}) {
         BOOST_TEST_CONTEXT(target) {
@@ -618,8 +623,7 @@ BOOST_AUTO_TEST_CASE(audit_limit_bad_requests) {
     std::string token = w.olga();
     for (std::string_view limit : {"0", "1001", "x", "", "-1", "10x", "99999999999999999999"}) {
         BOOST_TEST_CONTEXT("limit=" << limit) {
-            check_bad_request(w.get("/api/sys/audit?limit=" + std::string(limit), token),
-                              "limit");
+            check_bad_request(w.get("/api/sys/audit?limit=" + std::string(limit), token), "limit");
         }
     }
     // The bounds themselves are fine.

@@ -245,9 +245,10 @@ BOOST_AUTO_TEST_CASE(switch_profile) {
 BOOST_AUTO_TEST_CASE(grants_are_single_use_and_expire) {
     session_store store;
     auto grant = [](session_id actor, profile_id target) {
-        return impersonation_grant{.actor = {.customer = 100, .profile = 10, .actor_session = actor},
-                                   .target = target,
-                                   .expires_at = t0 + 60s};
+        return impersonation_grant{
+            .actor = {.customer = 100, .profile = 10, .actor_session = actor},
+            .target = target,
+            .expires_at = t0 + 60s};
     };
     store.add_grant("jti-1", grant(42, 12));
     store.add_grant("jti-2", grant(43, 12));

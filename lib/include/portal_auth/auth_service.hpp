@@ -57,7 +57,7 @@ struct profile_entry {
 
 struct profile_listing {
     profile_id current = 0;
-    std::vector<profile_entry> profiles; // sorted by profile id
+    std::vector<profile_entry> profiles;         // sorted by profile id
     std::shared_ptr<const directory> keep_alive; // the directory the pointers above point into
 };
 
@@ -81,9 +81,8 @@ public:
                  audit_log& audit);
 
     // errc::invalid_credentials for an unknown e-mail or a wrong password; both take one scrypt.
-    boost::system::result<signed_in_session> login(std::string_view email,
-                                                   std::string_view password,
-                                                   const call_context& call);
+    boost::system::result<signed_in_session>
+    login(std::string_view email, std::string_view password, const call_context& call);
 
     // While login attempts for this e-mail or from this address are throttled: how long until
     // the next may be made.
@@ -106,9 +105,8 @@ public:
     profile_listing list_profiles(const session_snapshot& session) const;
 
     // The updated session on success.
-    boost::system::result<session_snapshot> switch_profile(const session_snapshot& session,
-                                                           profile_id target,
-                                                           const call_context& call);
+    boost::system::result<session_snapshot>
+    switch_profile(const session_snapshot& session, profile_id target, const call_context& call);
 
     // A signed single-use impersonation token for a coworker's profile.
     boost::system::result<std::string> impersonate_coworker(const session_snapshot& session,

@@ -17,9 +17,9 @@ inline constexpr std::size_t max_path_params = 2;
 struct route_match {
     enum class outcome { found, not_found, method_not_allowed };
     outcome result = outcome::not_found;
-    std::size_t route = 0; // index given to add(), when found
+    std::size_t route = 0;                                  // index given to add(), when found
     std::array<std::string_view, max_path_params> params{}; // views into the matched path
-    std::string allow; // "GET, POST" when method_not_allowed
+    std::string allow;                                      // "GET, POST" when method_not_allowed
 };
 
 class router {

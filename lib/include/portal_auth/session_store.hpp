@@ -83,9 +83,8 @@ public:
     // the token is not the current refresh token of a live session; errc::refresh_token_reused
     // when it is one the session already rotated away from, and then the whole session (its
     // current tokens too) is revoked.
-    boost::system::result<issued_tokens> refresh(std::string_view refresh_token,
-                                                 clock_type::time_point now,
-                                                 std::chrono::seconds ttl);
+    boost::system::result<issued_tokens>
+    refresh(std::string_view refresh_token, clock_type::time_point now, std::chrono::seconds ttl);
 
     // Moves a session to another profile. False if the session is gone.
     bool switch_profile(session_id id, profile_id profile);
