@@ -29,22 +29,41 @@ void random_fill(unsigned char* out, std::size_t size) {
         throw std::runtime_error("RAND_bytes failed");
 }
 
-secret random_secret() {
-    secret s;
-    random_fill(s.data(), s.size());
-    return s;
+session_id id_from_bytes(const unsigned char* raw) {
+    session_id id = 0;
+    for (std::size_t i = 0; i < id_size; ++i)
+        id = (id << 8) | raw[i];
+    return id;
 }
 
 session_id random_id() {
     for (;;) {
         unsigned char raw[id_size];
         random_fill(raw, sizeof raw);
-        session_id id = 0;
-        for (unsigned char b : raw)
-            id = (id << 8) | b;
-        if (id != 0)
+        if (session_id id = id_from_bytes(raw); id != 0)
             return id;
     }
+}
+
+// A new session's id and both secrets from one RAND_bytes call: OpenSSL 3.0 pays a getpid()
+// and a DRBG lock on every call, which made three calls most of the cost of create().
+struct session_randomness {
+    session_id id = 0;
+    secret access{};
+    secret refresh{};
+};
+
+session_randomness draw_session_randomness() {
+    std::array<unsigned char, id_size + 2 * secret_size> raw;
+    session_randomness out;
+    while (out.id == 0) {
+        random_fill(raw.data(), raw.size());
+        out.id = id_from_bytes(raw.data());
+    }
+    std::copy_n(raw.begin() + id_size, secret_size, out.access.begin());
+    std::copy_n(raw.begin() + id_size + secret_size, secret_size, out.refresh.begin());
+    OPENSSL_cleanse(raw.data(), raw.size());
+    return out;
 }
 
 std::string encode_token(session_id id, const secret& s) {
@@ -67,8 +86,7 @@ std::optional<decoded_token> decode_token(std::string_view token) {
     if (!raw || raw->size() != token_bytes)
         return std::nullopt;
     decoded_token out;
-    for (std::size_t i = 0; i < id_size; ++i)
-        out.id = (out.id << 8) | (*raw)[i];
+    out.id = id_from_bytes(raw->data());
     std::copy(raw->begin() + id_size, raw->end(), out.secret_part.begin());
     return out;
 }
@@ -169,9 +187,10 @@ session_store::shard& session_store::shard_for(session_id id) const noexcept {
 
 issued_tokens session_store::create(session_data data, clock_type::time_point now,
                                     std::chrono::seconds ttl) {
+    const session_randomness fresh = draw_session_randomness();
     session_record rec;
-    rec.access = random_secret();
-    rec.refresh = random_secret();
+    rec.access = fresh.access;
+    rec.refresh = fresh.refresh;
     rec.customer = data.customer;
     rec.profile = data.profile;
     rec.expires_at = capped_expiry(now, ttl, data.not_after);
@@ -184,8 +203,7 @@ issued_tokens session_store::create(session_data data, clock_type::time_point no
     const secret refresh = rec.refresh;
     issued_tokens out;
     out.expires_at = rec.expires_at;
-    for (;;) {
-        session_id id = random_id();
+    for (session_id id = fresh.id;; id = random_id()) {
         shard& s = shard_for(id);
         std::lock_guard lock(s.mutex);
         // A collision of random 64-bit ids is practically impossible, but must never merge
@@ -254,8 +272,9 @@ boost::system::result<issued_tokens> session_store::refresh(std::string_view ref
     auto decoded = decode_token(refresh_token);
     if (!decoded)
         return errc::invalid_refresh_token;
-    const secret new_access = random_secret();
-    const secret new_refresh = random_secret();
+    const session_randomness fresh = draw_session_randomness();
+    const secret& new_access = fresh.access;
+    const secret& new_refresh = fresh.refresh;
     shard& s = shard_for(decoded->id);
 
     // Checks the presented token against the record and rotates it; the caller holds the
