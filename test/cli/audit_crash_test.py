@@ -5,27 +5,13 @@ last line, and the next start repairs that line.
 
 usage: audit_crash_test.py PORTAL_AUTH_BINARY SOURCE_DIR
 """
-import atexit, base64, http.client, json, os, shutil, signal, ssl, subprocess, sys, tempfile
-import threading, time
+import base64, http.client, json, signal, sys, threading, time
 
-binary, source = sys.argv[1], sys.argv[2]
-work = tempfile.mkdtemp(prefix="portal-auth-crash-")
-cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
-audit = os.path.join(work, "audit.jsonl")
-subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key], check=True)
-subprocess.run(["openssl", "req", "-new", "-x509", "-key", key, "-out", cert, "-days", "1",
-                "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-               check=True, stderr=subprocess.DEVNULL)
+from harness import Harness
+
+h = Harness(sys.argv[1], sys.argv[2], "crash")
+audit, tls = h.audit, h.tls
 failures = []
-servers = []
-
-
-@atexit.register
-def cleanup():
-    for p in servers:
-        if p.poll() is None:
-            p.kill()
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def check(name, ok, detail=""):
@@ -35,20 +21,7 @@ def check(name, ok, detail=""):
 
 
 def start_server():
-    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--cert", cert, "--key", key,
-                             "--directory", os.path.join(source, "app/demo-directory.json"),
-                             "--audit-log", audit, "--threads", "2",
-                             "--impersonation-issue-limit", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    servers.append(proc)
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on https://127.0.0.1:"):
-        proc.kill()
-        sys.exit("server did not start: " + line)
-    return proc, int(line.rsplit(":", 1)[1])
-
-
-tls = ssl.create_default_context(cafile=cert)
+    return h.start_server("--impersonation-issue-limit", "0")
 
 
 def call(port, method, path, body=None, token=None):

@@ -5,36 +5,13 @@ log (written while handling the request) matches a 200 a client actually read.
 
 usage: shutdown_load_test.py PORTAL_AUTH_BINARY SOURCE_DIR
 """
-import atexit, http.client, json, os, shutil, signal, ssl, subprocess, sys, tempfile
-import threading, time
+import http.client, json, signal, ssl, subprocess, sys, threading, time
 
-binary, source = sys.argv[1], sys.argv[2]
-work = tempfile.mkdtemp(prefix="portal-auth-shutdown-")
-cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
-audit = os.path.join(work, "audit.jsonl")
-subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key], check=True)
-subprocess.run(["openssl", "req", "-new", "-x509", "-key", key, "-out", cert, "-days", "1",
-                "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-               check=True, stderr=subprocess.DEVNULL)
-server = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--cert", cert, "--key", key,
-                           "--directory", os.path.join(source, "app/demo-directory.json"),
-                           "--audit-log", audit, "--threads", "2", "--shutdown-grace", "5",
-                           "--login-max-failures-per-email", "0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+from harness import Harness
 
-
-@atexit.register
-def cleanup():
-    if server.poll() is None:
-        server.kill()
-    shutil.rmtree(work, ignore_errors=True)
-
-
-line = server.stdout.readline().strip()
-if not line.startswith("listening on https://127.0.0.1:"):
-    sys.exit("server did not start: " + line)
-port = int(line.rsplit(":", 1)[1])
-tls = ssl.create_default_context(cafile=cert)
+h = Harness(sys.argv[1], sys.argv[2], "shutdown")
+server, port = h.start_server("--shutdown-grace", "5", "--login-max-failures-per-email", "0")
+tls, audit = h.tls, h.audit
 body = json.dumps({"email": "bob@acme.test", "password": "bob-demo"})
 lock = threading.Lock()
 counts = {"ok": 0, "partial": 0, "connection_errors": 0}
