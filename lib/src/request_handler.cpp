@@ -1,3 +1,4 @@
+#include <portal_auth/json_writer.hpp>
 #include <portal_auth/request_handler.hpp>
 
 #include <boost/beast/http/field.hpp>
@@ -34,12 +35,13 @@ void set_common_headers(http_response& res) {
     res.set("X-Content-Type-Options", "nosniff");
 }
 
-http_response json_response(http::status status, const json::value& body, const http_request& req) {
+// `body`: JSON text, from a json_writer or json::serialize.
+http_response json_response(http::status status, std::string body, const http_request& req) {
     http_response res{status, req.version()};
     set_common_headers(res);
     res.set(http::field::content_type, "application/json");
     res.keep_alive(req.keep_alive());
-    res.body() = json::serialize(body);
+    res.body() = std::move(body);
     res.prepare_payload();
     return res;
 }
@@ -140,58 +142,95 @@ field_result<std::int64_t> id_field(const json::object& body, std::string_view f
     return *id;
 }
 
-json::value impersonator_json(const session_data& data) {
-    if (!data.impersonator)
-        return nullptr;
+// Response bodies are written field by field (json_writer): no value tree per request.
+
+void write_impersonator(json_writer& w, const session_data& data) {
+    w.key("impersonator");
+    if (!data.impersonator) {
+        w.null();
+        return;
+    }
     const impersonator_info& who = *data.impersonator;
-    json::value profile = nullptr;
-    if (who.profile)
-        profile = *who.profile;
-    return json::object{
-        {"customerId", who.customer}, {"profileId", profile}, {"operator", who.is_operator}};
+    w.begin_object()
+        .key("customerId")
+        .value(who.customer)
+        .key("profileId")
+        .value(who.profile)
+        .key("operator")
+        .value(who.is_operator)
+        .end_object();
 }
 
-json::value session_object_json(const signed_in_session& s, clock_type::time_point now) {
+std::string session_object_body(const signed_in_session& s, clock_type::time_point now) {
     auto expires_in =
         std::chrono::duration_cast<std::chrono::seconds>(s.tokens.expires_at - now).count();
-    return json::object{
-        {"accessToken", s.tokens.access_token},
-        {"tokenType", "Bearer"},
-        {"expiresIn", std::max<std::int64_t>(expires_in, 0)},
-        {"refreshToken", s.tokens.refresh_token},
-        {"customerId", s.data.customer},
-        {"profileId", s.data.profile},
-        {"impersonator", impersonator_json(s.data)},
-    };
+    std::string body;
+    json_writer w(body);
+    w.begin_object()
+        .key("accessToken")
+        .value(s.tokens.access_token)
+        .key("tokenType")
+        .value("Bearer")
+        .key("expiresIn")
+        .value(std::max<std::int64_t>(expires_in, 0))
+        .key("refreshToken")
+        .value(s.tokens.refresh_token)
+        .key("customerId")
+        .value(s.data.customer)
+        .key("profileId")
+        .value(s.data.profile);
+    write_impersonator(w, s.data);
+    w.end_object();
+    return body;
 }
 
-json::value session_info_json(const session_snapshot& s) {
-    return json::object{
-        {"customerId", s.data.customer},
-        {"profileId", s.data.profile},
-        {"expiresAt", format_rfc3339(s.expires_at)},
-        {"impersonator", impersonator_json(s.data)},
-    };
+std::string session_info_body(const session_snapshot& s) {
+    std::string body;
+    json_writer w(body);
+    w.begin_object()
+        .key("customerId")
+        .value(s.data.customer)
+        .key("profileId")
+        .value(s.data.profile)
+        .key("expiresAt")
+        .value(format_rfc3339(s.expires_at));
+    write_impersonator(w, s.data);
+    w.end_object();
+    return body;
 }
 
-json::value listing_json(const profile_listing& listing) {
-    json::array rows;
-    rows.reserve(listing.profiles.size());
+std::string listing_body(const profile_listing& listing) {
+    constexpr std::size_t typical_row_bytes = 200;
+    std::string body;
+    body.reserve(64 + listing.profiles.size() * typical_row_bytes);
+    json_writer w(body);
+    w.begin_object().key("CurrentProfileId").value(listing.current).key("Profiles").begin_array();
     for (const profile_entry& e : listing.profiles) {
-        rows.push_back(json::object{
-            {"Id", e.entry->id},
-            {"CustomerId", e.entry->customer},
-            {"Name", e.owner ? e.owner->name : std::string()},
-            {"Email", e.owner ? e.owner->email : std::string()},
-            {"TeamId", e.entry->team},
-            {"TeamName", e.in_team ? e.in_team->name : std::string()},
-            {"Role", display_name(e.entry->role_in_team)},
-            {"IsCurrent", e.is_current},
-            {"IsOwn", e.is_own},
-            {"CanImpersonate", e.can_impersonate},
-        });
+        w.begin_object()
+            .key("Id")
+            .value(e.entry->id)
+            .key("CustomerId")
+            .value(e.entry->customer)
+            .key("Name")
+            .value(e.owner ? std::string_view(e.owner->name) : std::string_view())
+            .key("Email")
+            .value(e.owner ? std::string_view(e.owner->email) : std::string_view())
+            .key("TeamId")
+            .value(e.entry->team)
+            .key("TeamName")
+            .value(e.in_team ? std::string_view(e.in_team->name) : std::string_view())
+            .key("Role")
+            .value(display_name(e.entry->role_in_team))
+            .key("IsCurrent")
+            .value(e.is_current)
+            .key("IsOwn")
+            .value(e.is_own)
+            .key("CanImpersonate")
+            .value(e.can_impersonate)
+            .end_object();
     }
-    return json::object{{"CurrentProfileId", listing.current}, {"Profiles", std::move(rows)}};
+    w.end_array().end_object();
+    return body;
 }
 
 // "Bearer <token>": the token, or empty when the header is missing or not a Bearer credential.
@@ -256,14 +295,16 @@ http_response token_response(const boost::system::result<std::string>& token,
     if (!token)
         return error_response(token.error(), ctx.req, false,
                               ctx.service.impersonation_retry_after(actor.data.customer, ctx.call));
-    return json_response(http::status::ok, json::object{{"token", *token}}, ctx.req);
+    std::string body;
+    json_writer(body).begin_object().key("token").value(*token).end_object();
+    return json_response(http::status::ok, std::move(body), ctx.req);
 }
 
 http_response session_response(const boost::system::result<signed_in_session>& s, ctx_t& ctx,
                                bool token_presented) {
     if (!s)
         return error_response(s.error(), ctx.req, token_presented);
-    return json_response(http::status::ok, session_object_json(*s, ctx.call.now), ctx.req);
+    return json_response(http::status::ok, session_object_body(*s, ctx.call.now), ctx.req);
 }
 
 http_response handle_login(ctx_t& ctx) {
@@ -302,10 +343,10 @@ http_response handle_logout(ctx_t& ctx) {
     if (!session)
         return std::move(session).error();
     ctx.service.logout(*session, ctx.call);
+    // A 204 has no body by definition and carries no Content-Length (RFC 9110, 8.6).
     http_response res{http::status::no_content, ctx.req.version()};
     set_common_headers(res);
     res.keep_alive(ctx.req.keep_alive());
-    res.prepare_payload();
     return res;
 }
 
@@ -313,14 +354,14 @@ http_response handle_session_info(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
         return std::move(session).error();
-    return json_response(http::status::ok, session_info_json(*session), ctx.req);
+    return json_response(http::status::ok, session_info_body(*session), ctx.req);
 }
 
 http_response handle_list_profiles(ctx_t& ctx) {
     auto session = ctx.session();
     if (!session)
         return std::move(session).error();
-    return json_response(http::status::ok, listing_json(ctx.service.list_profiles(*session)),
+    return json_response(http::status::ok, listing_body(ctx.service.list_profiles(*session)),
                          ctx.req);
 }
 
@@ -337,7 +378,7 @@ http_response handle_switch_profile(ctx_t& ctx) {
     auto updated = ctx.service.switch_profile(*session, *target, ctx.call);
     if (!updated)
         return error_response(updated.error(), ctx.req, false);
-    return json_response(http::status::ok, session_info_json(*updated), ctx.req);
+    return json_response(http::status::ok, session_info_body(*updated), ctx.req);
 }
 
 http_response handle_impersonate_coworker(ctx_t& ctx) {
@@ -384,11 +425,12 @@ http_response handle_audit(ctx_t& ctx) {
     auto events = ctx.service.audit_events(*session, static_cast<std::size_t>(limit));
     if (!events)
         return error_response(events.error(), ctx.req, false);
-    return json_response(http::status::ok, json::object{{"Events", std::move(*events)}}, ctx.req);
+    return json_response(http::status::ok,
+                         json::serialize(json::object{{"Events", std::move(*events)}}), ctx.req);
 }
 
 http_response handle_health(ctx_t& ctx) {
-    return json_response(http::status::ok, json::object{{"status", "ok"}}, ctx.req);
+    return json_response(http::status::ok, R"({"status":"ok"})", ctx.req);
 }
 
 struct endpoint_entry {
@@ -425,12 +467,17 @@ http_response make_problem_response(http::status status, std::string_view detail
                 token_presented ? R"(Bearer realm="portal-auth", error="invalid_token")"
                                 : R"(Bearer realm="portal-auth")");
     res.keep_alive(keep_alive);
-    res.body() = json::serialize(json::object{
-        {"type", "about:blank"},
-        {"title", http::obsolete_reason(status)},
-        {"status", static_cast<unsigned>(status)},
-        {"detail", detail},
-    });
+    json_writer(res.body())
+        .begin_object()
+        .key("type")
+        .value("about:blank")
+        .key("title")
+        .value(http::obsolete_reason(status))
+        .key("status")
+        .value(static_cast<unsigned>(status))
+        .key("detail")
+        .value(detail)
+        .end_object();
     res.prepare_payload();
     return res;
 }

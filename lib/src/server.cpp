@@ -1,21 +1,21 @@
+#include <portal_auth/response_serializer.hpp>
 #include <portal_auth/server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <atomic>
 #include <exception>
@@ -37,15 +37,51 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto await_tuple = asio::as_tuple(asio::use_awaitable);
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+using clock = std::chrono::steady_clock;
+using request_parser = http::request_parser<http::string_body>;
+
+// Bytes asked of TLS per read: a whole request of the usual size in one call.
+constexpr std::size_t read_chunk = 4096;
 
 // What stop() needs to reach a connection: touched only on the connection's strand.
 struct connection_handle {
     explicit connection_handle(asio::any_io_executor ex) : strand(std::move(ex)) {}
     asio::any_io_executor strand;
-    beast::tcp_stream* stream = nullptr;
+    tcp::socket* socket = nullptr;
     bool idle = false; // waiting for the first byte of a request
 };
+
+// One accepted connection, shared by its serving coroutine and its watchdog (both on the
+// connection's strand). The buffers live as long as the connection, so requests and responses
+// reuse their memory.
+//
+// Deadlines cost no timer operation per request: the watchdog's timer runs to the deadline or
+// at most `wake_period` ahead, and a new deadline at least `wake_period` away can only fall
+// after the timer fires, where the watchdog reads it. Only a shorter one re-arms the timer.
+struct connection {
+    connection(tcp::socket socket, ssl::context& tls, clock::duration period)
+        : stream(std::move(socket), tls), watchdog_timer(stream.get_executor()),
+          wake_period(period) {}
+
+    tcp::socket& socket() { return stream.next_layer(); }
+
+    void expires_after(clock::duration timeout) {
+        deadline = clock::now() + timeout;
+        if (deadline < armed_until)
+            watchdog_timer.cancel(); // the watchdog wakes and re-arms for the earlier deadline
+    }
+
+    ssl::stream<tcp::socket> stream;
+    asio::steady_timer watchdog_timer;
+    const clock::duration wake_period;
+    clock::time_point deadline = clock::time_point::max();
+    clock::time_point armed_until = clock::time_point::max();
+    bool finished = false;  // the serving coroutine is done; the watchdog stops
+    bool timed_out = false; // the watchdog closed the socket
+    beast::flat_buffer input;
+    std::string output;
+};
+using connection_ptr = std::shared_ptr<connection>;
 
 std::string format_endpoint(const tcp::endpoint& ep) {
     const auto address = ep.address();
@@ -96,8 +132,10 @@ struct server::state {
         }
         for (auto& h : handles) {
             asio::post(h->strand, [h, force] {
-                if (h->stream && (h->idle || force))
-                    h->stream->socket().cancel();
+                if (h->socket && (h->idle || force)) {
+                    beast::error_code ignored;
+                    h->socket->cancel(ignored);
+                }
             });
         }
     }
@@ -116,7 +154,7 @@ public:
         position_ = st_->registry.insert(st_->registry.end(), handle_);
     }
     ~connection_registration() {
-        handle_->stream = nullptr;
+        handle_->socket = nullptr;
         {
             std::lock_guard lock(st_->registry_mutex);
             st_->registry.erase(position_);
@@ -148,35 +186,85 @@ std::optional<http_response> answer_to_read_error(beast::error_code ec) {
     return make_problem_response(http::status::bad_request, "malformed HTTP request", 11, false);
 }
 
-asio::awaitable<void> serve_requests(state_ptr st, tls_stream& stream, connection_handle& handle,
+// Closes the socket once the connection's deadline has passed; the pending read or write then
+// fails and the connection ends. One timer wait per deadline period, not per request.
+asio::awaitable<void> watchdog(connection_ptr c) {
+    while (!c->finished) {
+        const auto now = clock::now();
+        if (c->deadline <= now) {
+            c->timed_out = true;
+            beast::error_code ignored;
+            c->socket().close(ignored);
+            co_return;
+        }
+        c->armed_until = std::min(c->deadline, now + c->wake_period);
+        c->watchdog_timer.expires_at(c->armed_until);
+        co_await c->watchdog_timer.async_wait(await_tuple);
+    }
+}
+
+// Parses one request from what `c.input` holds, reading more from TLS while the parser needs
+// it. The parser's own limits bound the input buffer.
+asio::awaitable<beast::error_code> read_request(connection& c, request_parser& parser) {
+    parser.eager(true);
+    for (;;) {
+        if (c.input.size() > 0) {
+            beast::error_code ec;
+            c.input.consume(parser.put(c.input.data(), ec));
+            if (parser.is_done())
+                co_return beast::error_code{};
+            if (ec && ec != http::error::need_more)
+                co_return ec;
+        }
+        auto [ec, n] = co_await c.stream.async_read_some(c.input.prepare(read_chunk), await_tuple);
+        c.input.commit(n);
+        if (ec == asio::error::eof) {
+            if (!parser.got_some())
+                co_return beast::error_code(http::error::end_of_stream);
+            beast::error_code eof_ec;
+            parser.put_eof(eof_ec);
+            co_return eof_ec;
+        }
+        if (ec)
+            co_return ec;
+    }
+}
+
+// One TLS write of the whole response.
+asio::awaitable<beast::error_code> write_response(connection& c, const http_response& response) {
+    c.output.clear();
+    serialize_response(response, c.output);
+    auto [ec, n] = co_await asio::async_write(c.stream, asio::buffer(c.output), await_tuple);
+    co_return ec;
+}
+
+asio::awaitable<void> serve_requests(state_ptr st, connection& c, connection_handle& handle,
                                      const std::string& remote) {
     const server_config& cfg = st->config;
-    beast::flat_buffer buffer;
     for (;;) {
-        if (buffer.size() == 0) {
+        if (c.input.size() == 0) {
             // Idle between requests: the keep-alive timeout applies, and stop() may end it.
             if (st->stopping.load())
                 co_return;
             handle.idle = true;
-            stream.next_layer().expires_after(cfg.idle_timeout);
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), await_tuple);
+            c.expires_after(cfg.idle_timeout);
+            auto [ec, n] =
+                co_await c.stream.async_read_some(c.input.prepare(read_chunk), await_tuple);
             handle.idle = false;
             if (ec)
                 co_return;
-            buffer.commit(n);
+            c.input.commit(n);
         }
 
         // A fresh parser per request: a reused one rejects the second request.
-        http::request_parser<http::string_body> parser;
+        request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
         parser.body_limit(cfg.body_limit);
-        stream.next_layer().expires_after(cfg.request_timeout);
-        auto [read_ec, read_n] = co_await http::async_read(stream, buffer, parser, await_tuple);
-        if (read_ec) {
-            auto answer = answer_to_read_error(read_ec);
-            if (answer) {
-                stream.next_layer().expires_after(cfg.request_timeout);
-                co_await http::async_write(stream, *answer, await_tuple);
+        c.expires_after(cfg.request_timeout);
+        if (auto read_ec = co_await read_request(c, parser)) {
+            if (auto answer = answer_to_read_error(read_ec)) {
+                c.expires_after(cfg.request_timeout);
+                co_await write_response(c, *answer);
             }
             co_return;
         }
@@ -185,9 +273,8 @@ asio::awaitable<void> serve_requests(state_ptr st, tls_stream& stream, connectio
             parser.get(), call_context{remote, std::chrono::system_clock::now()});
         if (st->stopping.load())
             response.keep_alive(false);
-        stream.next_layer().expires_after(cfg.request_timeout);
-        auto [write_ec, write_n] = co_await http::async_write(stream, response, await_tuple);
-        if (write_ec || !response.keep_alive())
+        c.expires_after(cfg.request_timeout);
+        if (co_await write_response(c, response) || !response.keep_alive())
             co_return;
     }
 }
@@ -201,24 +288,29 @@ asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket) {
     auto peer = socket.remote_endpoint(ignored);
     const std::string remote = ignored ? std::string("unknown") : format_endpoint(peer);
 
-    tls_stream stream(std::move(socket), st->tls);
-    handle->stream = &stream.next_layer();
+    // Requests and responses move the deadline request_timeout ahead: with the watchdog waking
+    // at least that often, they never touch its timer.
+    auto c = std::make_shared<connection>(std::move(socket), st->tls, st->config.request_timeout);
     if (st->stopping.load())
         co_return;
+    handle->socket = &c->socket();
+    c->expires_after(st->config.handshake_timeout);
+    asio::co_spawn(c->socket().get_executor(), watchdog(c), asio::detached);
 
-    stream.next_layer().expires_after(st->config.handshake_timeout);
     handle->idle = true; // nothing received yet: stop() may close it
-    auto [hs_ec] = co_await stream.async_handshake(ssl::stream_base::server, await_tuple);
+    auto [hs_ec] = co_await c->stream.async_handshake(ssl::stream_base::server, await_tuple);
     handle->idle = false;
-    if (hs_ec)
-        co_return;
-
-    co_await serve_requests(st, stream, *handle, remote);
-
-    // close_notify, so that clients keep the TLS session for resumption.
-    stream.next_layer().expires_after(std::chrono::seconds(2));
-    co_await stream.async_shutdown(await_tuple);
-    handle->stream = nullptr;
+    if (!hs_ec) {
+        co_await serve_requests(st, *c, *handle, remote);
+        if (!c->timed_out) {
+            // close_notify, so that clients keep the TLS session for resumption.
+            c->expires_after(std::chrono::seconds(2));
+            co_await c->stream.async_shutdown(await_tuple);
+        }
+    }
+    handle->socket = nullptr;
+    c->finished = true;
+    c->watchdog_timer.cancel();
 }
 
 asio::awaitable<void> sweep_loop(state_ptr st) {

@@ -18,6 +18,7 @@
 #include <portal_auth/directory.hpp>
 #include <portal_auth/password_hash.hpp>
 #include <portal_auth/request_handler.hpp>
+#include <portal_auth/response_serializer.hpp>
 #include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
 
@@ -152,11 +153,15 @@ void check_response(const http_request& req, const http_response& res) {
         if (it->value() != std::to_string(res.body().size()))
             fail("Content-Length does not match the body", dump());
     }
-    // The response must serialize as the listener would write it.
+    // The listener's one-buffer serialization must be Beast's, byte for byte.
     std::ostringstream wire;
     wire << res;
     if (!wire)
         fail("response does not serialize", dump());
+    std::string ours;
+    serialize_response(res, ours);
+    if (ours != wire.str())
+        fail("serialize_response differs from Beast's serializer", dump());
 }
 
 } // namespace

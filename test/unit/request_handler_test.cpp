@@ -381,6 +381,7 @@ BOOST_AUTO_TEST_CASE(logout_ends_the_session) {
     auto res = w.post("/api/public/auth/logout", {}, access);
     BOOST_TEST_REQUIRE(res.result_int() == 204u, "body: " << res.body());
     BOOST_TEST(res.body().empty());
+    BOOST_TEST(res.count(http::field::content_length) == 0u);
     check_common_headers(res);
 
     check_unauthorized(w.get("/api/public/auth/session", access), realm_invalid_token);
