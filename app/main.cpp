@@ -10,6 +10,7 @@
 #include <portal_auth/token_signer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -283,10 +284,23 @@ int serve(const options& opts) {
     portal_auth::auth_service service(opts.service, dir, signer, sessions, audit);
     portal_auth::request_handler handler(service);
 
-    asio::io_context ioc(static_cast<int>(opts.threads));
+    // One io_context per thread: a connection lives on one thread and needs no strand. The
+    // first context also runs the acceptor, the signals and the sweep.
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (unsigned i = 0; i < opts.threads; ++i)
+        contexts.push_back(std::make_unique<asio::io_context>(1));
+    asio::io_context& ioc = *contexts.front();
+    auto server_config = opts.server;
+    for (auto& context : contexts)
+        server_config.connection_executors.push_back(context->get_executor());
+    // The other threads wait for connections until the server has finished.
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+    for (std::size_t i = 1; i < contexts.size(); ++i)
+        keep_running.push_back(asio::make_work_guard(*contexts[i]));
+
     std::optional<portal_auth::server> server;
     try {
-        server.emplace(ioc.get_executor(), *tls, endpoint, handler, opts.server);
+        server.emplace(ioc.get_executor(), *tls, endpoint, handler, server_config);
     } catch (const boost::system::system_error& e) {
         throw usage_error{"--listen " + opts.listen + ": " + e.code().message()};
     }
@@ -321,6 +335,7 @@ int serve(const options& opts) {
     asio::co_spawn(ioc, server->run(), [&](std::exception_ptr e) {
         signals.cancel();
         hangup.cancel();
+        keep_running.clear();
         if (e)
             std::rethrow_exception(e);
     });
@@ -328,8 +343,8 @@ int serve(const options& opts) {
     std::cout << "listening on " << format_listen_url(server->local_endpoint()) << std::endl;
 
     std::vector<std::jthread> workers;
-    for (unsigned i = 1; i < opts.threads; ++i)
-        workers.emplace_back([&ioc] { ioc.run(); });
+    for (std::size_t i = 1; i < contexts.size(); ++i)
+        workers.emplace_back([&context = *contexts[i]] { context.run(); });
     ioc.run();
     workers.clear();
     return 0;

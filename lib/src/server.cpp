@@ -43,16 +43,16 @@ using request_parser = http::request_parser<http::string_body>;
 // Bytes asked of TLS per read: a whole request of the usual size in one call.
 constexpr std::size_t read_chunk = 4096;
 
-// What stop() needs to reach a connection: touched only on the connection's strand.
+// What stop() needs to reach a connection: touched only on the connection's executor.
 struct connection_handle {
-    explicit connection_handle(asio::any_io_executor ex) : strand(std::move(ex)) {}
-    asio::any_io_executor strand;
+    explicit connection_handle(asio::any_io_executor ex) : executor(std::move(ex)) {}
+    asio::any_io_executor executor; // serializes everything touching the connection
     tcp::socket* socket = nullptr;
     bool idle = false; // waiting for the first byte of a request
 };
 
 // One accepted connection, shared by its serving coroutine and its watchdog (both on the
-// connection's strand). The buffers live as long as the connection, so requests and responses
+// connection's executor). The buffers live as long as the connection, so requests and responses
 // reuse their memory.
 //
 // Deadlines cost no timer operation per request: the watchdog's timer runs to the deadline or
@@ -117,13 +117,22 @@ struct server::state {
     tcp::acceptor acceptor;
     asio::steady_timer sweep_timer;
     tcp::endpoint bound;
+    std::size_t next_executor = 0; // round-robin over config.connection_executors
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> live{0};
 
     std::mutex registry_mutex;
     std::list<std::shared_ptr<connection_handle>> registry;
 
-    // Idle connections (or all, when forced) are cancelled on their own strands.
+    // Where the next connection runs; only the accept loop calls it.
+    asio::any_io_executor next_connection_executor() {
+        const auto& executors = config.connection_executors;
+        if (executors.empty())
+            return asio::make_strand(executor);
+        return executors[next_executor++ % executors.size()];
+    }
+
+    // Idle connections (or all, when forced) are cancelled on their own executors.
     void wake_connections(bool force) {
         std::vector<std::shared_ptr<connection_handle>> handles;
         {
@@ -131,7 +140,7 @@ struct server::state {
             handles.assign(registry.begin(), registry.end());
         }
         for (auto& h : handles) {
-            asio::post(h->strand, [h, force] {
+            asio::post(h->executor, [h, force] {
                 if (h->socket && (h->idle || force)) {
                     beast::error_code ignored;
                     h->socket->cancel(ignored);
@@ -346,7 +355,7 @@ void log_connection_failure(state_ptr st, std::exception_ptr e) {
 asio::awaitable<void> accept_loop(state_ptr st) {
     for (;;) {
         auto [ec, socket] =
-            co_await st->acceptor.async_accept(asio::make_strand(st->executor), await_tuple);
+            co_await st->acceptor.async_accept(st->next_connection_executor(), await_tuple);
         if (st->stopping.load())
             break;
         if (ec) {

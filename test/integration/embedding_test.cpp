@@ -1,10 +1,12 @@
 // What an Asio application does to embed portal-auth: (a) run the listener on its own
-// io_context with its own ssl::context, then stop it; (b) serve the request handler from its
-// own Beast server, without the listener.
+// io_context with its own ssl::context, then stop it; (a') deal connections over one
+// io_context per thread; (b) serve the request handler from its own Beast server, without the
+// listener.
 #include <portal_auth/server.hpp>
 #include <portal_auth/tls_context.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -14,7 +16,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -53,6 +57,61 @@ BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
         app_thread.join(); // run() completed and nothing else was left on the io_context
     }
     BOOST_TEST(run_completed);
+    BOOST_TEST(srv.connection_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(connections_spread_over_one_io_context_per_thread) {
+    test::service_fixture deps;
+    std::string detail;
+    auto tls =
+        make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem, detail);
+    BOOST_TEST_REQUIRE(tls.has_value(), detail);
+
+    // The acceptor on the first context; connections dealt over two single-threaded ones.
+    asio::io_context acceptor_ioc, first_ioc(1), second_ioc(1);
+    auto guard_first = asio::make_work_guard(first_ioc);
+    auto guard_second = asio::make_work_guard(second_ioc);
+    server_config config{.shutdown_grace = std::chrono::seconds(2)};
+    config.connection_executors = {first_ioc.get_executor(), second_ioc.get_executor()};
+    server srv(acceptor_ioc.get_executor(), *tls,
+               tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), deps.handler, config);
+    asio::co_spawn(acceptor_ioc, srv.run(), [&](std::exception_ptr e) {
+        BOOST_TEST(!e);
+        guard_first.reset();
+        guard_second.reset();
+    });
+    std::thread acceptor_thread([&] { acceptor_ioc.run(); });
+    std::thread first_thread([&] { first_ioc.run(); });
+    std::thread second_thread([&] { second_ioc.run(); });
+
+    {
+        // Four keep-alive clients, two per context, each making requests from its own thread.
+        std::vector<std::thread> clients;
+        std::atomic<int> ok{0};
+        for (int i = 0; i < 4; ++i)
+            clients.emplace_back([&] {
+                test::https_client client(srv.local_endpoint().port());
+                auto login = client.post("/api/public/auth/login",
+                                         test::login_body("bob@acme.test", "bob-pw"));
+                if (login.status != 200u)
+                    return;
+                auto access = std::string(login.json().at("accessToken").as_string());
+                for (int n = 0; n < 20; ++n)
+                    if (client.get("/api/public/auth/session", access).status == 200u)
+                        ++ok;
+            });
+        for (auto& t : clients)
+            t.join();
+        BOOST_TEST(ok.load() == 4 * 20);
+
+        // An idle connection on a worker context is closed by stop() too.
+        test::https_client idle(srv.local_endpoint().port());
+        BOOST_TEST(idle.get("/healthz").status == 200u);
+        srv.stop();
+        acceptor_thread.join();
+        first_thread.join(); // the worker contexts ran out of work: no connection remained
+        second_thread.join();
+    }
     BOOST_TEST(srv.connection_count() == 0u);
 }
 

@@ -60,9 +60,25 @@ BOOST_AUTO_TEST_CASE(every_escape_matches_boost_json) {
     std::string out;
     append_json_string(out, all);
     BOOST_TEST(out == json::serialize(json::string(all)));
-    std::string keyed;
-    json_writer(keyed).begin_object().key(all).value(all).end_object();
-    BOOST_TEST(keyed == json::serialize(json::object{{all, all}}));
+    std::string member;
+    json_writer(member).begin_object().key("k").value(all).end_object();
+    BOOST_TEST(member == json::serialize(json::object{{"k", all}}));
+}
+
+BOOST_AUTO_TEST_CASE(escapes_at_every_position_of_a_block) {
+    // Plain text is skipped 8 bytes at a time: an escape must be found wherever it falls.
+    for (char special : {'"', '\\', '\n', '\x01', '\x1f'})
+        for (std::size_t length = 1; length <= 24; ++length)
+            for (std::size_t at = 0; at < length; ++at) {
+                std::string text(length, 'a');
+                text[at] = special;
+                std::string out;
+                append_json_string(out, text);
+                BOOST_TEST(out == json::serialize(json::string(text)));
+            }
+    std::string plain;
+    append_json_string(plain, "\x7f\x80 ~ !#[]");
+    BOOST_TEST(plain == "\"\x7f\x80 ~ !#[]\"");
 }
 
 BOOST_AUTO_TEST_CASE(numbers_and_optionals) {

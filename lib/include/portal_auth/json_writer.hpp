@@ -20,7 +20,8 @@ public:
     json_writer& begin_array();
     json_writer& end_array();
 
-    // The member name; the next call writes its value.
+    // The member name, written as given: it must not need escaping (the API's names never do).
+    // The next call writes its value.
     json_writer& key(std::string_view name);
 
     json_writer& value(std::string_view text);

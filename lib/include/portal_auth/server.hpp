@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 namespace portal_auth {
 
@@ -31,6 +32,12 @@ struct server_config {
     std::chrono::steady_clock::duration sweep_interval = std::chrono::seconds(10);
     // After stop(): how long requests in flight may take before connections are closed.
     std::chrono::steady_clock::duration shutdown_grace = std::chrono::seconds(10);
+    // Where connections run. Empty (the default): each connection on its own strand of the
+    // server's executor, so any number of threads may run it. Otherwise connections are dealt
+    // round-robin over these executors and run on them without a strand: each must be driven by
+    // exactly one thread (an io_context per thread, say), which saves the strand's locking and
+    // dispatch on every completion.
+    std::vector<boost::asio::any_io_executor> connection_executors;
     // Operational messages (never secrets). Default: stderr.
     std::function<void(std::string_view)> log;
 };
@@ -52,8 +59,9 @@ public:
 
     // Accepts connections until stop(), then lets requests in flight finish (idle keep-alive
     // connections are closed at once), waits at most shutdown_grace, closes what is left, and
-    // completes when no connection remains. Call once. Each connection runs on its own strand
-    // of the server's executor; the coroutine itself may be spawned on any executor.
+    // completes when no connection remains. Call once. Connections run as
+    // server_config::connection_executors says; the coroutine itself may be spawned on any
+    // executor.
     // Cancellation: use stop(); the coroutine does not react to cancellation slots.
     boost::asio::awaitable<void> run();
 
