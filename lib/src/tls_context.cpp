@@ -115,7 +115,12 @@ int ticket_key_callback(SSL* ssl, unsigned char key_name[16], unsigned char* iv,
     if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes.data(), iv) != 1 ||
         set_ticket_mac(mac, k) != 1)
         return -1;
-    return is_current ? 1 : 2; // 2: valid, but issue a fresh ticket under the current key
+    // 2: valid, and issue a fresh ticket. Under TLS 1.3 always, as RFC 8446 (C.4) has clients
+    // use a ticket once: OpenSSL sends none after a resumption answered 1, and such a client's
+    // next connection is a full handshake.
+    if (!is_current || SSL_version(ssl) == TLS1_3_VERSION)
+        return 2;
+    return 1;
 }
 
 std::string openssl_reason() {

@@ -65,6 +65,19 @@ handshake_result connect_with(unsigned short port, int min_version, int max_vers
     return result;
 }
 
+std::string ticket_of(const SSL_SESSION* session) {
+    const unsigned char* bytes = nullptr;
+    std::size_t size = 0;
+    SSL_SESSION_get0_ticket(session, &bytes, &size);
+    std::string hex;
+    for (std::size_t i = 0; i < size; ++i) {
+        static constexpr char digits[] = "0123456789abcdef";
+        hex.push_back(digits[bytes[i] >> 4]);
+        hex.push_back(digits[bytes[i] & 15]);
+    }
+    return hex; // readable in a failure message
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(tls_posture)
@@ -112,8 +125,18 @@ BOOST_AUTO_TEST_CASE(sessions_resume_with_tickets) {
             auto second = connect_with(srv.port(), v, v, nullptr, first.session);
             BOOST_TEST(second.ok);
             BOOST_TEST(second.resumed);
+            // A resumption hands out a fresh ticket under TLS 1.3, where clients use a ticket
+            // once (RFC 8446, C.4); a client that resumes with what its last, resumed,
+            // connection left it resumes again.
+            BOOST_TEST_REQUIRE(second.session != nullptr);
+            if (v == TLS1_3_VERSION)
+                BOOST_TEST(ticket_of(second.session) != ticket_of(first.session));
+            auto third = connect_with(srv.port(), v, v, nullptr, second.session);
+            BOOST_TEST(third.ok);
+            BOOST_TEST(third.resumed);
             SSL_SESSION_free(first.session);
             SSL_SESSION_free(second.session);
+            SSL_SESSION_free(third.session);
         }
     }
     // Another server (its own ticket keys) cannot open these tickets: full handshake.
