@@ -371,7 +371,7 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
         {"jti", jti},
     };
     std::string token = signer_.load()->sign(claims);
-    sessions_.add_grant(jti, grant);
+    sessions_.add_grant(jti, grant, call.now);
     issued_per_actor_.record(actor_key(actor.data.customer), call.now);
     // The token leaves only after its audit line is written.
     audit_.record({.event = "impersonation.issued",

@@ -6,6 +6,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <stdexcept>
 #include <utility>
 
@@ -168,15 +170,59 @@ struct session_store::shard {
     std::unordered_map<session_id, session_record> sessions;
 };
 
-struct session_store::grant_table {
-    std::mutex mutex;
-    std::unordered_map<std::string, impersonation_grant> grants;
+namespace {
+
+struct jti_hash {
+    using is_transparent = void; // find() by string_view, without a temporary string
+    std::size_t operator()(std::string_view jti) const noexcept {
+        return std::hash<std::string_view>{}(jti);
+    }
 };
 
-session_store::session_store(std::size_t shard_count) : grants_(std::make_unique<grant_table>()) {
-    shards_.reserve(std::max<std::size_t>(shard_count, 1));
-    for (std::size_t i = 0; i < std::max<std::size_t>(shard_count, 1); ++i)
+struct held_grant {
+    impersonation_grant grant;
+    bool redeemed = false;
+};
+
+// Expired grants dropped by each add_grant: more than one, so that the table shrinks back
+// after a burst.
+constexpr std::size_t expired_dropped_per_add = 2;
+
+} // namespace
+
+// Grants stay until they expire, redeemed or not, and leave in issue order: with one token TTL
+// that is expiry order, so expired grants are always at the front of `by_issue` and are dropped
+// without scanning the live ones. (Were the clock to step back, a grant behind a later one
+// would wait for it; redemption checks expiry itself.)
+struct session_store::grant_shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, held_grant, jti_hash, std::equal_to<>> grants;
+    std::deque<const std::string*> by_issue; // keys of `grants`; nodes do not move on rehash
+
+    // Drops expired grants from the front, at most `limit` of them.
+    void drop_expired(clock_type::time_point now, std::size_t limit) {
+        for (; limit > 0 && !by_issue.empty(); --limit) {
+            auto it = grants.find(*by_issue.front());
+            if (now < it->second.grant.expires_at)
+                return;
+            by_issue.pop_front();
+            grants.erase(it);
+        }
+    }
+};
+
+session_store::session_store(std::size_t shard_count) {
+    const std::size_t count = std::max<std::size_t>(shard_count, 1);
+    shards_.reserve(count);
+    grant_shards_.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
         shards_.push_back(std::make_unique<shard>());
+        grant_shards_.push_back(std::make_unique<grant_shard>());
+    }
+}
+
+session_store::grant_shard& session_store::grant_shard_for(std::string_view jti) const noexcept {
+    return *grant_shards_[jti_hash{}(jti) % grant_shards_.size()];
 }
 
 session_store::~session_store() = default;
@@ -342,23 +388,29 @@ bool session_store::revoke(session_id id) {
     return s.sessions.erase(id) != 0;
 }
 
-void session_store::add_grant(std::string jti, impersonation_grant grant) {
-    std::lock_guard lock(grants_->mutex);
-    grants_->grants.insert_or_assign(std::move(jti), std::move(grant));
+void session_store::add_grant(std::string jti, impersonation_grant grant,
+                              clock_type::time_point now) {
+    grant_shard& g = grant_shard_for(jti);
+    std::lock_guard lock(g.mutex);
+    g.drop_expired(now, expired_dropped_per_add);
+    auto [it, inserted] = g.grants.try_emplace(std::move(jti));
+    it->second = held_grant{std::move(grant)};
+    if (inserted) // a repeated jti (never, with random ones) keeps its one place in the queue
+        g.by_issue.push_back(&it->first);
 }
 
 std::optional<impersonation_grant> session_store::redeem_grant(std::string_view jti,
                                                                clock_type::time_point now) {
-    std::lock_guard lock(grants_->mutex);
-    auto it = grants_->grants.find(std::string(jti));
-    if (it == grants_->grants.end())
+    grant_shard& g = grant_shard_for(jti);
+    std::lock_guard lock(g.mutex);
+    auto it = g.grants.find(jti);
+    if (it == g.grants.end() || it->second.redeemed)
         return std::nullopt;
-    const impersonation_grant g = it->second;
     // Single use: a late redemption still consumes the grant.
-    grants_->grants.erase(it);
-    if (!(now < g.expires_at))
+    it->second.redeemed = true;
+    if (!(now < it->second.grant.expires_at))
         return std::nullopt;
-    return g;
+    return it->second.grant;
 }
 
 std::vector<session_snapshot>
@@ -401,10 +453,20 @@ std::size_t session_store::sweep(clock_type::time_point now) {
             ++removed;
     }
 
-    std::lock_guard lock(grants_->mutex);
-    std::erase_if(grants_->grants,
-                  [&](const auto& entry) { return !(now < entry.second.expires_at); });
+    for (const auto& g : grant_shards_) {
+        std::lock_guard lock(g->mutex);
+        g->drop_expired(now, g->by_issue.size());
+    }
     return removed;
+}
+
+std::size_t session_store::grant_count() const {
+    std::size_t total = 0;
+    for (const auto& g : grant_shards_) {
+        std::lock_guard lock(g->mutex);
+        total += g->grants.size();
+    }
+    return total;
 }
 
 std::size_t session_store::size() const {

@@ -250,9 +250,9 @@ BOOST_AUTO_TEST_CASE(grants_are_single_use_and_expire) {
             .target = target,
             .expires_at = t0 + 60s};
     };
-    store.add_grant("jti-1", grant(42, 12));
-    store.add_grant("jti-2", grant(43, 12));
-    store.add_grant("jti-3", grant(44, 12));
+    store.add_grant("jti-1", grant(42, 12), t0);
+    store.add_grant("jti-2", grant(43, 12), t0);
+    store.add_grant("jti-3", grant(44, 12), t0);
 
     BOOST_TEST(!store.redeem_grant("unknown", t0));
     auto first = store.redeem_grant("jti-1", t0 + 59s);
@@ -266,9 +266,33 @@ BOOST_AUTO_TEST_CASE(grants_are_single_use_and_expire) {
     // An expired redemption still consumed it.
     BOOST_TEST(!store.redeem_grant("jti-2", t0));
 
-    // sweep drops expired grants.
+    // sweep drops expired grants, redeemed or not.
+    BOOST_TEST(store.grant_count() == 3u);
     store.sweep(t0 + 61s);
+    BOOST_TEST(store.grant_count() == 0u);
     BOOST_TEST(!store.redeem_grant("jti-3", t0));
+}
+
+BOOST_AUTO_TEST_CASE(issuing_drops_expired_grants_without_a_sweep) {
+    session_store store(1); // one grant shard, so every add sees every expired grant
+    auto grant = [](clock_type::time_point expires_at) {
+        return impersonation_grant{.actor = {.customer = 100, .profile = 10, .actor_session = 1},
+                                   .target = 12,
+                                   .expires_at = expires_at};
+    };
+    for (int i = 0; i < 100; ++i)
+        store.add_grant("old-" + std::to_string(i), grant(t0 + 60s), t0);
+    BOOST_TEST(store.grant_count() == 100u);
+    // A minute later: each new grant drops two expired ones, so fifty adds leave only theirs.
+    for (int i = 0; i < 50; ++i)
+        store.add_grant("new-" + std::to_string(i), grant(t0 + 121s), t0 + 61s);
+    BOOST_TEST(store.grant_count() == 50u);
+    BOOST_TEST(!store.redeem_grant("old-99", t0 + 61s));
+    BOOST_TEST(store.redeem_grant("new-0", t0 + 61s).has_value());
+    // Redeemed grants stay until they expire, then leave with the rest.
+    BOOST_TEST(store.grant_count() == 50u);
+    store.sweep(t0 + 121s);
+    BOOST_TEST(store.grant_count() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(sweep_counts_removed_sessions) {

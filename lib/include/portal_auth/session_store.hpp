@@ -92,8 +92,10 @@ public:
     // Ends the session. False if it did not exist.
     bool revoke(session_id id);
 
-    // One-time impersonation grants, keyed by the token's jti.
-    void add_grant(std::string jti, impersonation_grant grant);
+    // One-time impersonation grants, keyed by the token's jti. Adding one also drops a couple
+    // of grants expired by `now`, so that cleaning up keeps pace with issuing and the sweep
+    // has little left to do.
+    void add_grant(std::string jti, impersonation_grant grant, clock_type::time_point now);
     // Removes the grant and returns it; nothing if unknown, already redeemed, or expired.
     std::optional<impersonation_grant> redeem_grant(std::string_view jti,
                                                     clock_type::time_point now);
@@ -108,13 +110,16 @@ public:
     revoke_matching(const std::function<bool(const session_snapshot&)>& should_end);
 
     std::size_t size() const;
+    // Grants held: unredeemed, or redeemed and not yet expired.
+    std::size_t grant_count() const;
 
 private:
     struct shard;
-    struct grant_table;
+    struct grant_shard;
     shard& shard_for(session_id id) const noexcept;
+    grant_shard& grant_shard_for(std::string_view jti) const noexcept;
     std::vector<std::unique_ptr<shard>> shards_;
-    std::unique_ptr<grant_table> grants_;
+    std::vector<std::unique_ptr<grant_shard>> grant_shards_;
 };
 
 } // namespace portal_auth
