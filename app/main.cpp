@@ -18,12 +18,14 @@
 #include <openssl/crypto.h>
 
 #include <charconv>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -285,12 +287,26 @@ int serve(const options& opts) {
     portal_auth::request_handler handler(service);
 
     // One io_context per thread: a connection lives on one thread and needs no strand. The
-    // first context also runs the acceptor, the signals and the sweep.
+    // first context also runs the acceptor and the signals.
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     for (unsigned i = 0; i < opts.threads; ++i)
         contexts.push_back(std::make_unique<asio::io_context>(1));
     asio::io_context& ioc = *contexts.front();
     auto server_config = opts.server;
+    // Sweeping walks every session: a thread of its own keeps that off the I/O threads, and
+    // the store's per-shard locks hold each of them up for one shard at most.
+    server_config.sweep_interval = std::chrono::steady_clock::duration::zero();
+    std::jthread sweeper([&service, interval = opts.server.sweep_interval](std::stop_token stop) {
+        std::mutex mutex;
+        std::condition_variable_any wake;
+        std::unique_lock lock(mutex);
+        for (;;) {
+            wake.wait_for(lock, stop, interval, [] { return false; });
+            if (stop.stop_requested())
+                return;
+            service.sweep(std::chrono::system_clock::now());
+        }
+    });
     for (auto& context : contexts)
         server_config.connection_executors.push_back(context->get_executor());
     // The other threads wait for connections until the server has finished.

@@ -323,6 +323,8 @@ asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket) {
 }
 
 asio::awaitable<void> sweep_loop(state_ptr st) {
+    if (st->config.sweep_interval <= clock::duration::zero())
+        co_return; // the application sweeps
     while (!st->stopping.load()) {
         st->sweep_timer.expires_after(st->config.sweep_interval);
         co_await st->sweep_timer.async_wait(await_tuple);

@@ -28,7 +28,9 @@ struct server_config {
     std::size_t body_limit = 16 * 1024;  // larger: 413
     // Beyond this many open connections, new ones are closed right after accept.
     std::size_t max_connections = 10000;
-    // How often expired sessions and grants are swept from the store.
+    // How often expired sessions and grants are swept from the store, on the server's
+    // executor. Zero: never here; the application calls auth_service::sweep from a thread of
+    // its own, so that a sweep over many sessions never holds up an I/O thread.
     std::chrono::steady_clock::duration sweep_interval = std::chrono::seconds(10);
     // After stop(): how long requests in flight may take before connections are closed.
     std::chrono::steady_clock::duration shutdown_grace = std::chrono::seconds(10);
