@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 
@@ -87,30 +86,33 @@ void json_writer::separate() {
         out_.push_back(',');
 }
 
-json_writer& json_writer::begin_object() {
+json_writer& json_writer::open(char bracket) {
     separate();
-    out_.push_back('{');
+    out_.push_back(bracket);
     need_comma_ = false;
     return *this;
+}
+
+json_writer& json_writer::close(char bracket) {
+    out_.push_back(bracket);
+    need_comma_ = true;
+    return *this;
+}
+
+json_writer& json_writer::begin_object() {
+    return open('{');
 }
 
 json_writer& json_writer::end_object() {
-    out_.push_back('}');
-    need_comma_ = true;
-    return *this;
+    return close('}');
 }
 
 json_writer& json_writer::begin_array() {
-    separate();
-    out_.push_back('[');
-    need_comma_ = false;
-    return *this;
+    return open('[');
 }
 
 json_writer& json_writer::end_array() {
-    out_.push_back(']');
-    need_comma_ = true;
-    return *this;
+    return close(']');
 }
 
 json_writer& json_writer::key(std::string_view name) {
@@ -145,18 +147,6 @@ json_writer& json_writer::raw(std::string_view json_text) {
     out_.append(json_text);
     need_comma_ = true;
     return *this;
-}
-
-json_writer& json_writer::signed_value(std::int64_t number) {
-    char digits[24];
-    auto end = std::to_chars(digits, digits + sizeof digits, number).ptr;
-    return raw(std::string_view(digits, static_cast<std::size_t>(end - digits)));
-}
-
-json_writer& json_writer::unsigned_value(std::uint64_t number) {
-    char digits[24];
-    auto end = std::to_chars(digits, digits + sizeof digits, number).ptr;
-    return raw(std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 
 } // namespace portal_auth

@@ -1,7 +1,5 @@
 #include <portal_auth/response_serializer.hpp>
 
-#include <boost/beast/http/status.hpp>
-
 namespace portal_auth {
 
 void serialize_response(const http_response& response, std::string& out) {

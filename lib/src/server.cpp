@@ -7,7 +7,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -67,7 +66,7 @@ struct connection {
 
     void expires_after(clock::duration timeout) {
         deadline = clock::now() + timeout;
-        if (deadline < armed_until)
+        if (deadline < watchdog_timer.expiry())
             watchdog_timer.cancel(); // the watchdog wakes and re-arms for the earlier deadline
     }
 
@@ -75,7 +74,6 @@ struct connection {
     asio::steady_timer watchdog_timer;
     const clock::duration wake_period;
     clock::time_point deadline = clock::time_point::max();
-    clock::time_point armed_until = clock::time_point::max();
     bool finished = false;  // the serving coroutine is done; the watchdog stops
     bool timed_out = false; // the watchdog closed the socket
     beast::flat_buffer input;
@@ -206,8 +204,7 @@ asio::awaitable<void> watchdog(connection_ptr c) {
             c->socket().close(ignored);
             co_return;
         }
-        c->armed_until = std::min(c->deadline, now + c->wake_period);
-        c->watchdog_timer.expires_at(c->armed_until);
+        c->watchdog_timer.expires_at(std::min(c->deadline, now + c->wake_period));
         co_await c->watchdog_timer.async_wait(await_tuple);
     }
 }

@@ -460,22 +460,26 @@ std::size_t session_store::sweep(clock_type::time_point now) {
     return removed;
 }
 
-std::size_t session_store::grant_count() const {
+namespace {
+
+// The sum of `count(shard)` over all shards, each read under its own lock.
+template <class Shards, class Count> std::size_t count_locked(const Shards& shards, Count count) {
     std::size_t total = 0;
-    for (const auto& g : grant_shards_) {
-        std::lock_guard lock(g->mutex);
-        total += g->grants.size();
+    for (const auto& s : shards) {
+        std::lock_guard lock(s->mutex);
+        total += count(*s);
     }
     return total;
 }
 
+} // namespace
+
+std::size_t session_store::grant_count() const {
+    return count_locked(grant_shards_, [](const grant_shard& g) { return g.grants.size(); });
+}
+
 std::size_t session_store::size() const {
-    std::size_t total = 0;
-    for (const auto& s : shards_) {
-        std::lock_guard lock(s->mutex);
-        total += s->sessions.size();
-    }
-    return total;
+    return count_locked(shards_, [](const shard& s) { return s.sessions.size(); });
 }
 
 } // namespace portal_auth

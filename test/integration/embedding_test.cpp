@@ -17,6 +17,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,14 +29,25 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+namespace {
+
+// The application's own ssl::context, from the shared test certificate.
+boost::system::result<asio::ssl::context> application_tls_context() {
+    std::string detail;
+    auto tls =
+        make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem, detail);
+    BOOST_TEST(tls.has_value(), detail);
+    return tls;
+}
+
+} // namespace
+
 BOOST_AUTO_TEST_SUITE(embedding)
 
 BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
     test::service_fixture deps;
-    std::string detail;
-    auto tls =
-        make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem, detail);
-    BOOST_TEST_REQUIRE(tls.has_value(), detail);
+    auto tls = application_tls_context();
+    BOOST_TEST_REQUIRE(tls.has_value());
 
     asio::io_context ioc; // the application's, run by the application's thread
     server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
@@ -62,10 +74,8 @@ BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
 
 BOOST_AUTO_TEST_CASE(connections_spread_over_one_io_context_per_thread) {
     test::service_fixture deps;
-    std::string detail;
-    auto tls =
-        make_tls_context_from_pem(test::shared_pki().cert_pem, test::shared_pki().key_pem, detail);
-    BOOST_TEST_REQUIRE(tls.has_value(), detail);
+    auto tls = application_tls_context();
+    BOOST_TEST_REQUIRE(tls.has_value());
 
     // The acceptor on the first context; connections dealt over two single-threaded ones.
     asio::io_context acceptor_ioc, first_ioc(1), second_ioc(1);

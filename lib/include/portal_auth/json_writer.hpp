@@ -3,8 +3,8 @@
 // serializer escapes them, so the bytes equal json::serialize of the same document.
 #pragma once
 
+#include <charconv>
 #include <concepts>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,10 +29,9 @@ public:
     json_writer& value(bool flag);
     template <std::integral T>
     requires(!std::same_as<T, bool>) json_writer& value(T number) {
-        if constexpr (std::is_signed_v<T>)
-            return signed_value(number);
-        else
-            return unsigned_value(number);
+        char digits[24];
+        const char* end = std::to_chars(digits, digits + sizeof digits, number).ptr;
+        return raw(std::string_view(digits, static_cast<std::size_t>(end - digits)));
     }
     template <class T> json_writer& value(const std::optional<T>& maybe) {
         return maybe ? value(*maybe) : null();
@@ -44,8 +43,8 @@ public:
 
 private:
     void separate();
-    json_writer& signed_value(std::int64_t number);
-    json_writer& unsigned_value(std::uint64_t number);
+    json_writer& open(char bracket);
+    json_writer& close(char bracket);
 
     std::string& out_;
     bool need_comma_ = false;
