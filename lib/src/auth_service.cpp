@@ -24,54 +24,9 @@ std::string random_jti() {
     return base64url_encode(std::span<const unsigned char>(raw, sizeof raw));
 }
 
-// Short, stable reason for the audit trail, derived from the error code's name.
-std::string_view reason_of(error_code ec) {
-    if (ec.category() != portal_auth_category())
-        return "internal";
-    switch (static_cast<errc>(ec.value())) {
-    case errc::forbidden_chain:
-        return "impersonated_session";
-    case errc::forbidden_role:
-        return "role";
-    case errc::forbidden_operator_target:
-        return "target_is_operator";
-    case errc::forbidden_not_operator:
-        return "not_operator";
-    case errc::forbidden_coworker_profile:
-        return "coworker_profile";
-    case errc::forbidden_impersonated_switch:
-        return "impersonated_session";
-    case errc::profile_not_found:
-        return "profile_not_found";
-    case errc::customer_not_found:
-        return "customer_not_found";
-    case errc::token_expired:
-        return "expired";
-    case errc::bad_signature:
-        return "bad_signature";
-    case errc::unknown_key_id:
-        return "unknown_kid";
-    case errc::unsupported_algorithm:
-        return "unsupported_alg";
-    case errc::wrong_issuer:
-        return "wrong_issuer";
-    case errc::wrong_audience:
-        return "wrong_audience";
-    case errc::missing_claim:
-        return "missing_claim";
-    case errc::malformed_token:
-        return "malformed";
-    case errc::invalid_impersonation_token:
-        return "not_redeemable";
-    case errc::impersonation_disabled:
-        return "disabled";
-    case errc::rate_limited:
-        return "rate_limited";
-    case errc::unauthenticated:
-        return "actor_session_ended";
-    default:
-        return "denied";
-    }
+// Short, stable reason for the audit trail: the error table's.
+std::string reason_of(error_code ec) {
+    return std::string(describe(ec).audit_reason);
 }
 
 // Where an impersonated session's life ends: the cap from the exchange.
@@ -217,11 +172,13 @@ boost::system::result<signed_in_session> auth_service::refresh(std::string_view 
                                                                const call_context& call) {
     auto tokens = sessions_.refresh(refresh_token, call.now, config_.session_ttl);
     if (!tokens) {
-        if (tokens.error() == errc::refresh_token_reused)
+        if (tokens.error() == errc::refresh_token_reused) {
             audit_.record({.event = "refresh.reuse_detected",
-                           .reason = "session_revoked",
+                           .reason = reason_of(tokens.error()),
                            .remote = call.remote},
                           call.now);
+            return tokens.error();
+        }
         return errc::invalid_refresh_token;
     }
     auto session = sessions_.find_by_access_token(tokens->access_token, call.now);
@@ -391,7 +348,7 @@ boost::system::result<signed_in_session> auth_service::exchange(std::string_view
     auto fail = [&](error_code why, std::optional<std::string> jti) {
         audit_.record({.event = "impersonation.exchange_failed",
                        .jti = std::move(jti),
-                       .reason = std::string(reason_of(why)),
+                       .reason = reason_of(why),
                        .remote = call.remote},
                       call.now);
         return boost::system::result<signed_in_session>(errc::invalid_impersonation_token);
@@ -505,7 +462,7 @@ void auth_service::record_denial(const session_snapshot& session, std::string_vi
                    .profile_id = session.data.profile,
                    .target_profile_id = target_profile,
                    .target_customer_id = target_customer,
-                   .reason = std::string(reason_of(why)),
+                   .reason = reason_of(why),
                    .remote = call.remote},
                   call.now);
 }

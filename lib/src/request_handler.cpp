@@ -46,49 +46,31 @@ http_response json_response(http::status status, std::string body, const http_re
     return res;
 }
 
-http::status status_for(error_code ec) {
-    if (ec.category() != portal_auth_category())
-        return http::status::internal_server_error;
-    switch (static_cast<errc>(ec.value())) {
-    case errc::invalid_credentials:
-    case errc::unauthenticated:
-    case errc::invalid_refresh_token:
-    case errc::invalid_impersonation_token:
-        return http::status::unauthorized;
-    case errc::forbidden_chain:
-    case errc::forbidden_role:
-    case errc::forbidden_operator_target:
-    case errc::forbidden_not_operator:
-    case errc::forbidden_coworker_profile:
-    case errc::forbidden_impersonated_switch:
-    case errc::impersonation_disabled:
-        return http::status::forbidden;
-    case errc::profile_not_found:
-    case errc::customer_not_found:
-        return http::status::not_found;
-    case errc::rate_limited:
-        return http::status::too_many_requests;
-    default:
-        return http::status::internal_server_error;
-    }
+std::string problem_type(std::string_view slug) {
+    return std::string(problem_type_prefix).append(slug);
 }
 
+// Every domain error is answered from its row of the error table. A 500 never tells what broke
+// inside; 429 and 503 say when to come back.
 http_response error_response(error_code ec, const http_request& req, bool token_presented,
                              std::optional<std::chrono::seconds> retry_after = std::nullopt) {
-    auto status = status_for(ec);
-    // A 500 never tells what broke inside.
-    std::string detail =
-        status == http::status::internal_server_error ? "internal error" : ec.message();
-    auto res =
-        make_problem_response(status, detail, req.version(), req.keep_alive(), token_presented);
-    if (status == http::status::too_many_requests)
+    const error_description& row = describe(ec);
+    const auto status = static_cast<http::status>(row.http_status);
+    auto res = status == http::status::internal_server_error
+                   ? make_problem_response(status, "about:blank", "internal error", req.version(),
+                                           req.keep_alive())
+                   : make_problem_response(status, problem_type(row.problem_slug), row.message,
+                                           req.version(), req.keep_alive(), token_presented);
+    if (status == http::status::too_many_requests ||
+        status == http::status::service_unavailable)
         res.set(http::field::retry_after, std::to_string(retry_after ? retry_after->count() : 1));
     return res;
 }
 
+// A request whose body, path or query does not hold what the endpoint needs.
 http_response bad_request(std::string_view detail, const http_request& req) {
-    return make_problem_response(http::status::bad_request, detail, req.version(),
-                                 req.keep_alive());
+    return make_problem_response(http::status::bad_request, problem_type("invalid-request"),
+                                 detail, req.version(), req.keep_alive());
 }
 
 // Positive decimal id in int64 range, digits only.
@@ -266,9 +248,7 @@ struct request_handler::endpoint_context {
     boost::system::result<session_snapshot, http_response> session() const {
         std::string_view token = bearer_token(req);
         if (token.empty())
-            return make_problem_response(http::status::unauthorized,
-                                         "a bearer access token is required", req.version(),
-                                         req.keep_alive(), false);
+            return error_response(errc::unauthenticated, req, false);
         auto found = service.authenticate(token, call);
         if (!found)
             return error_response(found.error(), req, true);
@@ -457,8 +437,9 @@ constexpr endpoint_entry endpoint_table[] = {
 
 } // namespace
 
-http_response make_problem_response(http::status status, std::string_view detail,
-                                    unsigned http_version, bool keep_alive, bool token_presented) {
+http_response make_problem_response(http::status status, std::string_view type,
+                                    std::string_view detail, unsigned http_version,
+                                    bool keep_alive, bool token_presented) {
     http_response res{status, http_version};
     set_common_headers(res);
     res.set(http::field::content_type, "application/problem+json");
@@ -470,7 +451,7 @@ http_response make_problem_response(http::status status, std::string_view detail
     json_writer(res.body())
         .begin_object()
         .key("type")
-        .value("about:blank")
+        .value(type)
         .key("title")
         .value(http::obsolete_reason(status))
         .key("status")
@@ -497,12 +478,12 @@ http_response request_handler::handle(const http_request& req, const call_contex
         auto match = router_.match(req.method(), target->encoded_path());
         switch (match.result) {
         case route_match::outcome::not_found:
-            return make_problem_response(http::status::not_found, "no such endpoint", req.version(),
-                                         req.keep_alive());
+            return make_problem_response(http::status::not_found, "about:blank",
+                                         "no such endpoint", req.version(), req.keep_alive());
         case route_match::outcome::method_not_allowed: {
-            auto res = make_problem_response(http::status::method_not_allowed,
-                                             "method not allowed on this endpoint", req.version(),
-                                             req.keep_alive());
+            auto res = make_problem_response(http::status::method_not_allowed, "about:blank",
+                                             "method not allowed on this endpoint",
+                                             req.version(), req.keep_alive());
             res.set(http::field::allow, match.allow);
             return res;
         }
@@ -513,8 +494,8 @@ http_response request_handler::handle(const http_request& req, const call_contex
         return endpoints_[match.route](ctx);
     } catch (const std::exception&) {
         // Never disclose internals; the listener logs nothing secret either.
-        return make_problem_response(http::status::internal_server_error, "internal error",
-                                     req.version(), false);
+        return make_problem_response(http::status::internal_server_error, "about:blank",
+                                     "internal error", req.version(), false);
     }
 }
 

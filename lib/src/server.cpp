@@ -180,17 +180,18 @@ private:
 // The answer to a request Beast could not parse, or none when the connection just ends.
 std::optional<http_response> answer_to_read_error(beast::error_code ec) {
     if (ec == http::error::header_limit)
-        return make_problem_response(http::status::request_header_fields_too_large,
+        return make_problem_response(http::status::request_header_fields_too_large, "about:blank",
                                      "request header exceeds the size limit", 11, false);
     if (ec == http::error::body_limit)
-        return make_problem_response(http::status::payload_too_large,
+        return make_problem_response(http::status::payload_too_large, "about:blank",
                                      "request body exceeds the size limit", 11, false);
     // Closes, timeouts and socket errors end the connection without an answer.
     const auto& http_category = make_error_code(http::error::end_of_stream).category();
     if (ec.category() != http_category || ec == http::error::end_of_stream ||
         ec == http::error::partial_message)
         return std::nullopt;
-    return make_problem_response(http::status::bad_request, "malformed HTTP request", 11, false);
+    return make_problem_response(http::status::bad_request, "about:blank", "malformed HTTP request",
+                                 11, false);
 }
 
 // Closes the socket once the connection's deadline has passed; the pending read or write then

@@ -93,9 +93,14 @@ std::string_view title_of(unsigned status) {
     }
 }
 
-// An RFC 9457 problem: the status, its content type and exactly its four members. Returns the
-// detail.
-std::string check_problem(const http_response& res, unsigned status) {
+constexpr std::string_view plain = "about:blank";
+std::string urn(std::string_view slug) {
+    return "urn:portal-auth:problem:" + std::string(slug);
+}
+
+// An RFC 9457 problem: the status, its content type and exactly its four members; its type is
+// `type` when given, else about:blank or one of ours. Returns the detail.
+std::string check_problem(const http_response& res, unsigned status, std::string_view type = {}) {
     BOOST_TEST_REQUIRE(res.result_int() == status, "body: " << res.body());
     BOOST_TEST(header(res, http::field::content_type) == "application/problem+json");
     check_common_headers(res);
@@ -107,7 +112,12 @@ std::string check_problem(const http_response& res, unsigned status) {
     BOOST_TEST_REQUIRE(o.contains("title"));
     BOOST_TEST_REQUIRE(o.contains("status"));
     BOOST_TEST_REQUIRE(o.contains("detail"));
-    BOOST_TEST(o.at("type") == json::value("about:blank"));
+    BOOST_TEST_REQUIRE(o.at("type").is_string());
+    std::string actual_type(o.at("type").get_string());
+    if (!type.empty())
+        BOOST_TEST(actual_type == type);
+    else
+        BOOST_TEST((actual_type == plain || actual_type.starts_with(urn(""))), actual_type);
     BOOST_TEST(o.at("title") == json::value(title_of(status)));
     BOOST_TEST(o.at("status").is_number());
     BOOST_TEST(o.at("status").to_number<std::int64_t>() == static_cast<std::int64_t>(status));
@@ -124,7 +134,7 @@ void check_unauthorized(const http_response& res, std::string_view www_authentic
 
 // A 400 whose detail names `field`.
 void check_bad_request(const http_response& res, std::string_view field) {
-    std::string detail = check_problem(res, 400);
+    std::string detail = check_problem(res, 400, urn("invalid-request"));
     BOOST_TEST(detail.find(field) != std::string::npos,
                "detail '" << detail << "' does not name '" << field << "'");
     BOOST_TEST(!has_header(res, http::field::www_authenticate));
@@ -232,15 +242,15 @@ BOOST_AUTO_TEST_SUITE(request_handler_suite)
 // --- Problem details and authentication challenges ------------------------------------------
 
 BOOST_AUTO_TEST_CASE(problem_response_shape) {
-    auto res = make_problem_response(http::status::forbidden, "nope");
+    auto res = make_problem_response(http::status::forbidden, "about:blank", "nope");
     std::string detail = check_problem(res, 403);
     BOOST_TEST(detail == "nope");
     BOOST_TEST(!has_header(res, http::field::www_authenticate));
     BOOST_TEST(res.version() == 11u);
 
-    auto unauthorized = make_problem_response(http::status::unauthorized, "who?");
+    auto unauthorized = make_problem_response(http::status::unauthorized, "about:blank", "who?");
     check_unauthorized(unauthorized, realm_only);
-    auto presented = make_problem_response(http::status::unauthorized, "who?", 11, true, true);
+    auto presented = make_problem_response(http::status::unauthorized, "about:blank", "who?", 11, true, true);
     check_unauthorized(presented, realm_invalid_token);
 }
 
@@ -388,7 +398,7 @@ BOOST_AUTO_TEST_CASE(logout_ends_the_session) {
     check_unauthorized(w.post("/api/public/auth/logout", {}, access), realm_invalid_token);
     auto refreshed = w.post("/api/public/auth/refresh",
                             json::serialize(json::object{{"refreshToken", refresh}}));
-    check_problem(refreshed, 401);
+    check_problem(refreshed, 401, urn("invalid-refresh-token"));
 }
 
 BOOST_AUTO_TEST_CASE(responses_carrying_secrets_are_not_stored) {
@@ -500,9 +510,9 @@ BOOST_AUTO_TEST_CASE(switching_to_a_coworker_or_unknown_profile) {
     world w;
     std::string token = w.bob();
     check_problem(w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":12})", token),
-                  403);
+                  403, urn("coworker-profile"));
     check_problem(w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":999})", token),
-                  404);
+                  404, urn("profile-not-found"));
     // Still on the profile it had.
     BOOST_TEST(int_member(w.session_info(token), "profileId") == 11);
 }
@@ -641,10 +651,10 @@ BOOST_AUTO_TEST_CASE(unknown_paths_are_404) {
          {"/", "/nope", "/api", "/api/public/auth", "/api/public/auth/login/a/b", "/healthz/",
           "/api/public/auth/session/", "//healthz", "/HEALTHZ"}) {
         BOOST_TEST_CONTEXT(target) {
-            check_problem(w.get(target), 404);
+            check_problem(w.get(target), 404, plain);
         }
     }
-    check_problem(w.post("/api/public/auth/nope", "{}"), 404);
+    check_problem(w.post("/api/public/auth/nope", "{}"), 404, plain);
 }
 
 BOOST_AUTO_TEST_CASE(wrong_method_is_405_with_allow) {
@@ -666,7 +676,7 @@ BOOST_AUTO_TEST_CASE(wrong_method_is_405_with_allow) {
     for (auto [method, target, allow] : cases) {
         BOOST_TEST_CONTEXT(http::to_string(method) << " " << target) {
             auto res = w.request(method, target);
-            check_problem(res, 405);
+            check_problem(res, 405, plain);
             BOOST_TEST(header(res, http::field::allow) == allow);
         }
     }
@@ -733,23 +743,29 @@ BOOST_AUTO_TEST_CASE(coworker_impersonation_and_exchange) {
     check_unauthorized(w.post("/api/public/auth/login/" + token), realm_invalid_token);
 
     // No chains, no switching, no operator calls from an impersonated session.
-    check_problem(w.get("/api/public/coworkers/11/impersonate", impersonated), 403);
+    check_problem(w.get("/api/public/coworkers/11/impersonate", impersonated), 403,
+                  urn("impersonated-session"));
     check_problem(w.get("/api/public/coworkers/12/impersonate", impersonated), 403);
     check_problem(
-        w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":12})", impersonated), 403);
+        w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":12})", impersonated), 403,
+        urn("impersonated-session"));
     check_problem(
         w.put("/api/public/coworkers/profiles/current", R"({"ProfileId":10})", impersonated), 403);
-    check_problem(w.get("/api/sys/users/impersonate?customerId=101", impersonated), 403);
-    check_problem(w.get("/api/sys/audit", impersonated), 403);
+    check_problem(w.get("/api/sys/users/impersonate?customerId=101", impersonated), 403,
+                  urn("impersonated-session"));
+    check_problem(w.get("/api/sys/audit", impersonated), 403, urn("operator-required"));
 }
 
 BOOST_AUTO_TEST_CASE(coworker_impersonation_denials) {
     world w;
     std::string alice = w.alice();
-    check_problem(w.get("/api/public/coworkers/13/impersonate", alice), 403); // owner -> owner
+    check_problem(w.get("/api/public/coworkers/13/impersonate", alice), 403,
+                  urn("role-forbidden")); // owner -> owner
     check_problem(w.get("/api/public/coworkers/10/impersonate", alice), 403); // self
-    check_problem(w.get("/api/public/coworkers/14/impersonate", alice), 403); // operator
-    check_problem(w.get("/api/public/coworkers/20/impersonate", alice), 404); // other team
+    check_problem(w.get("/api/public/coworkers/14/impersonate", alice), 403,
+                  urn("operator-target")); // operator
+    check_problem(w.get("/api/public/coworkers/20/impersonate", alice), 404,
+                  urn("profile-not-found")); // other team
     check_problem(w.get("/api/public/coworkers/999/impersonate", alice), 404);
     std::string carol = w.access_token("carol@acme.test", "carol-pw");
     check_problem(w.get("/api/public/coworkers/11/impersonate", carol), 403); // member
@@ -790,9 +806,12 @@ BOOST_AUTO_TEST_CASE(operator_impersonation) {
     BOOST_TEST(s.at("impersonator") ==
                json::parse(R"({"customerId":900,"profileId":null,"operator":true})"));
 
-    check_problem(w.get("/api/sys/users/impersonate?customerId=101", w.alice()), 403);
-    check_problem(w.get("/api/sys/users/impersonate?customerId=999", olga), 404);
-    check_problem(w.get("/api/sys/users/impersonate?customerId=900", olga), 403);
+    check_problem(w.get("/api/sys/users/impersonate?customerId=101", w.alice()), 403,
+                  urn("operator-required"));
+    check_problem(w.get("/api/sys/users/impersonate?customerId=999", olga), 404,
+                  urn("customer-not-found"));
+    check_problem(w.get("/api/sys/users/impersonate?customerId=900", olga), 403,
+                  urn("operator-target"));
 }
 
 // --- Audit -----------------------------------------------------------------------------------
@@ -801,7 +820,7 @@ BOOST_AUTO_TEST_CASE(audit_events_newest_first) {
     world w;
     std::string olga = w.olga();
     check_problem(w.post("/api/public/auth/login", test::login_body("alice@acme.test", "bad")),
-                  401);
+                  401, urn("invalid-credentials"));
     w.bob();
 
     auto res = w.get("/api/sys/audit?limit=2", olga);

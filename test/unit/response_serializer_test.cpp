@@ -66,7 +66,7 @@ BOOST_AUTO_TEST_CASE(problem_responses_match_beast) {
           http::status::too_many_requests, http::status::request_header_fields_too_large,
           http::status::internal_server_error}) {
         for (bool token_presented : {false, true}) {
-            auto res = make_problem_response(status, "detail", 11, true, token_presented);
+            auto res = make_problem_response(status, "about:blank", "detail", 11, true, token_presented);
             BOOST_TEST(our_bytes(res) == beast_bytes(res));
         }
     }
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(no_content_and_custom_reason_match_beast) {
 
 BOOST_AUTO_TEST_CASE(appends_to_what_the_buffer_holds) {
     auto first = json_ok(11, true);
-    auto second = make_problem_response(http::status::not_found, "no such endpoint");
+    auto second = make_problem_response(http::status::not_found, "about:blank", "no such endpoint");
     std::string out = "kept:";
     serialize_response(first, out);
     serialize_response(second, out);

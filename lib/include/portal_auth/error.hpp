@@ -1,8 +1,11 @@
-// Error codes of portal-auth: one category for everything the library reports as a value.
+// Error codes of portal-auth: one category for everything the library reports as a value, and
+// one table row per code that every mapping (message, HTTP status, problem type, audit reason)
+// reads.
 #pragma once
 
 #include <boost/system/error_code.hpp>
 
+#include <string_view>
 #include <type_traits>
 
 namespace portal_auth {
@@ -45,6 +48,11 @@ enum class errc {
     impersonation_disabled,
     profile_not_found,
     customer_not_found,
+
+    // Capacity and dependencies: the request may succeed later (503 with Retry-After)
+    overloaded,        // the password-hashing queue is full
+    audit_unavailable, // a credential's audit line could not be written
+    store_unavailable, // the session or counter store failed or timed out
 };
 
 const boost::system::error_category& portal_auth_category() noexcept;
@@ -52,6 +60,20 @@ const boost::system::error_category& portal_auth_category() noexcept;
 inline error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), portal_auth_category()};
 }
+
+// Everything a client or the audit trail is told about one error: one row per errc.
+struct error_description {
+    std::string_view message;      // the problem's `detail` and error_code::message()
+    unsigned http_status;          // 500 for codes that never reach a client as such
+    std::string_view problem_slug; // type = "urn:portal-auth:problem:" + slug
+    std::string_view audit_reason; // the audit line's `reason`
+};
+
+// The row of `ec`. Codes of other categories read as an internal error (500, reason
+// "internal"), so that nothing unexpected is ever disclosed.
+const error_description& describe(error_code ec) noexcept;
+
+inline constexpr std::string_view problem_type_prefix = "urn:portal-auth:problem:";
 
 } // namespace portal_auth
 

@@ -17,12 +17,14 @@ namespace portal_auth {
 using http_request = boost::beast::http::request<boost::beast::http::string_body>;
 using http_response = boost::beast::http::response<boost::beast::http::string_body>;
 
-// An RFC 9457 problem details response (application/problem+json). A 401 carries
+// An RFC 9457 problem details response (application/problem+json). `type` is "about:blank" for
+// plain HTTP errors (unknown path, 405, 413, 431, malformed HTTP, 500) and
+// "urn:portal-auth:problem:<slug>" for everything the error table describes. A 401 carries
 // WWW-Authenticate: Bearer realm="portal-auth", plus error="invalid_token" when
 // `token_presented`.
-http_response make_problem_response(boost::beast::http::status status, std::string_view detail,
-                                    unsigned http_version = 11, bool keep_alive = true,
-                                    bool token_presented = false);
+http_response make_problem_response(boost::beast::http::status status, std::string_view type,
+                                    std::string_view detail, unsigned http_version = 11,
+                                    bool keep_alive = true, bool token_presented = false);
 
 // Thread-safe: handle() may run concurrently on any number of threads.
 class request_handler {
