@@ -2,18 +2,21 @@
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/auth_service.hpp>
 #include <portal_auth/directory.hpp>
+#include <portal_auth/memory_store.hpp>
 #include <portal_auth/password_hash.hpp>
+#include <portal_auth/password_verifier.hpp>
 #include <portal_auth/request_handler.hpp>
 #include <portal_auth/server.hpp>
-#include <portal_auth/session_store.hpp>
 #include <portal_auth/tls_context.hpp>
 #include <portal_auth/token_signer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <openssl/crypto.h>
 
@@ -53,7 +56,9 @@ options:
   --signing-key FILE                 "KID SECRET" lines; the first signs (default: a random key per run)
   --audit-log FILE                   JSON Lines audit trail, appended
   --audit-fsync always|batch|never   fdatasync per line, every 100 ms (default), or never
-  --threads N                        worker threads (default: hardware threads)
+  --threads N                        I/O threads (default: hardware threads)
+  --hash-threads N                   password-hashing threads (default: hardware threads - 1, at least 1)
+  --hash-queue N                     logins that may wait for a hashing thread before 503, default 64
   --session-ttl SEC                  default 3600
   --impersonation-token-ttl SEC      default 60
   --impersonation-session-ttl SEC    default 1800
@@ -83,6 +88,8 @@ struct options {
     std::string audit_log;
     portal_auth::audit_sync audit_sync = portal_auth::audit_sync::batch;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    unsigned hash_threads = portal_auth::default_hash_threads();
+    std::size_t hash_queue = 64;
     portal_auth::service_config service;
     portal_auth::server_config server;
 };
@@ -178,6 +185,10 @@ options parse_options(const std::vector<std::string_view>& args) {
                                   std::string(v) + "\""};
         } else if (arg == "--threads") {
             opts.threads = static_cast<unsigned>(parse_number(arg, take_value(), 1, 256));
+        } else if (arg == "--hash-threads") {
+            opts.hash_threads = static_cast<unsigned>(parse_number(arg, take_value(), 1, 256));
+        } else if (arg == "--hash-queue") {
+            opts.hash_queue = parse_number(arg, take_value(), 1, 100000);
         } else if (arg == "--session-ttl") {
             opts.service.session_ttl = parse_seconds(arg, take_value());
         } else if (arg == "--impersonation-token-ttl") {
@@ -255,6 +266,22 @@ std::string format_listen_url(const tcp::endpoint& ep) {
     return "https://" + host + ":" + std::to_string(ep.port());
 }
 
+// SIGHUP's second half: the new directory and keys are in; sessions that lost their basis end.
+asio::awaitable<void> reload(portal_auth::auth_service& service,
+                             std::shared_ptr<const portal_auth::directory> dir,
+                             std::shared_ptr<const portal_auth::token_signer> signer,
+                             std::string path) {
+    const portal_auth::request_context context{"reload", std::chrono::system_clock::now()};
+    auto ended = co_await service.reload(dir, std::move(signer), context);
+    if (!ended) {
+        std::clog << "portal-auth: reloaded " << path
+                  << " but could not end sessions: " << ended.error().message() << std::endl;
+        co_return;
+    }
+    std::clog << "portal-auth: reloaded " << path << " (" << dir->customer_count()
+              << " customers); " << *ended << " sessions ended" << std::endl;
+}
+
 int serve(const options& opts) {
     const tcp::endpoint endpoint = parse_listen(opts.listen);
     auto dir = load_directory(opts.directory);
@@ -282,8 +309,14 @@ int serve(const options& opts) {
             }
             (void)audit.sync();
         });
-    portal_auth::session_store sessions;
-    portal_auth::auth_service service(opts.service, dir, signer, sessions, audit);
+    portal_auth::memory_store store;
+    // scrypt never runs on an I/O thread: logins wait for these threads, at most hash_queue of
+    // them, and beyond that are answered 503.
+    asio::thread_pool hashing(opts.hash_threads);
+    portal_auth::password_verifier passwords(hashing.get_executor(), opts.hash_queue);
+    portal_auth::auth_service service(
+        opts.service, dir, signer,
+        {.sessions = store, .counters = store, .audit = audit, .passwords = passwords});
     portal_auth::request_handler handler(service);
 
     // One io_context per thread: a connection lives on one thread and needs no strand. The
@@ -295,16 +328,16 @@ int serve(const options& opts) {
     auto server_config = opts.server;
     // Sweeping walks every session: a thread of its own keeps that off the I/O threads, and
     // the store's per-shard locks hold each of them up for one shard at most.
-    server_config.sweep_interval = std::chrono::steady_clock::duration::zero();
-    std::jthread sweeper([&service, interval = opts.server.sweep_interval](std::stop_token stop) {
+    std::jthread sweeper([&store](std::stop_token stop) {
+        constexpr auto sweep_interval = std::chrono::seconds(10);
         std::mutex mutex;
         std::condition_variable_any wake;
         std::unique_lock lock(mutex);
         for (;;) {
-            wake.wait_for(lock, stop, interval, [] { return false; });
+            wake.wait_for(lock, stop, sweep_interval, [] { return false; });
             if (stop.stop_requested())
                 return;
-            service.sweep(std::chrono::system_clock::now());
+            store.sweep(std::chrono::system_clock::now());
         }
     });
     for (auto& context : contexts)
@@ -316,16 +349,22 @@ int serve(const options& opts) {
 
     std::optional<portal_auth::server> server;
     try {
-        server.emplace(ioc.get_executor(), *tls, endpoint, handler, server_config);
+        server.emplace(ioc.get_executor(), *tls, endpoint, std::ref(handler), server_config);
     } catch (const boost::system::system_error& e) {
         throw usage_error{"--listen " + opts.listen + ": " + e.code().message()};
     }
 
+    // SIGTERM or SIGINT: a graceful stop within --shutdown-grace; a second one closes
+    // everything at once.
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec)
-            server->stop();
-    });
+    std::function<void(boost::system::error_code, int)> on_stop_signal =
+        [&, stops = 0](boost::system::error_code ec, int) mutable {
+            if (ec)
+                return;
+            server->stop(++stops > 1);
+            signals.async_wait(on_stop_signal);
+        };
+    signals.async_wait(on_stop_signal);
     // SIGHUP: re-read the directory and the signing keys; a bad file changes nothing.
     asio::signal_set hangup(ioc, SIGHUP);
     std::function<void(boost::system::error_code, int)> on_hangup =
@@ -336,11 +375,8 @@ int serve(const options& opts) {
                 auto new_dir = load_directory(opts.directory);
                 auto new_signer =
                     opts.signing_key.empty() ? nullptr : load_signer(opts.signing_key);
-                auto ended = service.reload(new_dir, new_signer,
-                                            {"reload", std::chrono::system_clock::now()});
-                std::clog << "portal-auth: reloaded " << opts.directory << " ("
-                          << new_dir->customer_count() << " customers); " << ended
-                          << " sessions ended" << std::endl;
+                asio::co_spawn(ioc, reload(service, new_dir, new_signer, opts.directory),
+                               asio::detached);
             } catch (const usage_error& e) {
                 std::clog << "portal-auth: reload failed, keeping the current configuration: "
                           << e.message << std::endl;

@@ -170,6 +170,8 @@ std::string format_audit_line(const audit_event& event, std::chrono::system_cloc
         obj["jti"] = valid_utf8(*event.jti);
     if (event.reason)
         obj["reason"] = valid_utf8(*event.reason);
+    if (event.count)
+        obj["count"] = *event.count;
     obj["remote"] = valid_utf8(event.remote);
     return json::serialize(obj);
 }
@@ -196,8 +198,8 @@ boost::system::error_code audit_log::open_file(const std::string& path) {
     return {};
 }
 
-boost::system::error_code audit_log::record(const audit_event& event,
-                                            std::chrono::system_clock::time_point now) {
+boost::system::error_code audit_log::write(const audit_event& event,
+                                           std::chrono::system_clock::time_point now) {
     std::string line = format_audit_line(event, now);
     line += '\n';
     std::lock_guard lock(mutex_);
@@ -232,7 +234,7 @@ boost::system::error_code audit_log::sync() {
         unsynced_ = false;
         fd = fd_;
     }
-    // Outside the lock: record() keeps writing while the disk catches up.
+    // Outside the lock: write() keeps writing while the disk catches up.
     if (::fdatasync(fd) != 0)
         return last_error();
     return {};
@@ -247,7 +249,7 @@ json::array audit_log::recent(std::size_t limit) const {
         for (auto it = ring_.rbegin(); it != ring_.rend() && lines.size() < count; ++it)
             lines.push_back(*it);
     }
-    // Parsed outside the lock so readers do not hold up record().
+    // Parsed outside the lock so readers do not hold up write().
     json::array out;
     out.reserve(lines.size());
     for (const std::string& line : lines) {
@@ -257,6 +259,15 @@ json::array audit_log::recent(std::size_t limit) const {
             out.push_back(std::move(v));
     }
     return out;
+}
+
+boost::asio::awaitable<boost::system::error_code>
+audit_log::record(audit_event event, std::chrono::system_clock::time_point now) {
+    co_return write(event, now);
+}
+
+boost::asio::awaitable<json::array> audit_log::list_recent(std::size_t limit) {
+    co_return recent(limit);
 }
 
 } // namespace portal_auth

@@ -1,6 +1,13 @@
+// Sign-in, sessions, profiles and impersonation: the rules, over awaitable stores.
 #include <portal_auth/auth_service.hpp>
 
 #include <boost/json/object.hpp>
+
+#include "base64.hpp"
+
+// GCC 12 miscompiles two shapes of co_await (crashes seen here): an aggregate built in braces
+// inside the co_await expression, and a co_await inside an if condition. Every co_await in this
+// library is a statement or the initializer of a named variable, with named arguments.
 #include <boost/json/value.hpp>
 
 #include <openssl/rand.h>
@@ -8,10 +15,14 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <functional>
 #include <stdexcept>
 
 namespace portal_auth {
 namespace {
+
+namespace asio = boost::asio;
+using boost::system::result;
 
 std::int64_t unix_seconds(clock_type::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -53,8 +64,24 @@ std::string_view address_key(std::string_view remote) {
     return colon == std::string_view::npos ? remote : remote.substr(0, colon);
 }
 
-std::string actor_key(customer_id actor) {
-    return std::to_string(actor);
+// Counter keys, one namespace per limit.
+std::string email_counter(std::string_view email) {
+    return "login-email:" + email_key(email);
+}
+
+std::string address_counter(std::string_view remote) {
+    return "login-address:" + std::string(address_key(remote));
+}
+
+std::string actor_counter(customer_id actor) {
+    return "issued-actor:" + std::to_string(actor);
+}
+
+std::optional<std::chrono::seconds> later_of(std::optional<std::chrono::seconds> a,
+                                             std::optional<std::chrono::seconds> b) {
+    if (a && b)
+        return std::max(*a, *b);
+    return a ? a : b;
 }
 
 std::optional<std::int64_t> parse_decimal_id(std::string_view text) {
@@ -88,12 +115,8 @@ error_code check_coworker_impersonation(const directory& dir, const session_data
 }
 
 auth_service::auth_service(service_config config, std::shared_ptr<const directory> dir,
-                           std::shared_ptr<const token_signer> signer, session_store& sessions,
-                           audit_log& audit)
-    : config_(config), dir_(std::move(dir)), signer_(std::move(signer)), sessions_(sessions),
-      audit_(audit), email_failures_(config.login_failures_per_email),
-      address_failures_(config.login_failures_per_address),
-      issued_per_actor_(config.impersonations_per_actor) {
+                           std::shared_ptr<const token_signer> signer, service_dependencies deps)
+    : config_(config), dir_(std::move(dir)), signer_(std::move(signer)), deps_(deps) {
     // Unknown e-mails are checked against a hash with the same cost as real ones, so the
     // response time does not tell whether an account exists.
     scrypt_params params;
@@ -106,94 +129,140 @@ auth_service::auth_service(service_config config, std::shared_ptr<const director
     dummy_hash_ = std::move(*dummy);
 }
 
-boost::system::result<signed_in_session>
-auth_service::login(std::string_view email, std::string_view password, const call_context& call) {
-    if (login_retry_after(email, call)) {
-        audit_.record(
-            {.event = "login.throttled", .reason = "too_many_failures", .remote = call.remote},
-            call.now);
-        return errc::rate_limited;
+asio::awaitable<void> auth_service::record_outcome(audit_event event, const request_context& call) {
+    event.remote = call.remote;
+    const error_code failed = co_await deps_.audit.record(std::move(event), call.now);
+    if (failed)
+        unrecorded_events_.fetch_add(1, std::memory_order_relaxed);
+}
+
+asio::awaitable<void> auth_service::record_shed(const request_context& call) {
+    sheds_since_line_.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t second = unix_seconds(call.now);
+    std::int64_t last = shed_line_second_.load(std::memory_order_relaxed);
+    // One line a second at most: the first shed of a new second writes it, with every shed
+    // since the previous line (this one included).
+    if (second == last || !shed_line_second_.compare_exchange_strong(last, second))
+        co_return;
+    const std::int64_t count = sheds_since_line_.exchange(0, std::memory_order_relaxed);
+    audit_event event{.event = "login.shed", .reason = reason_of(errc::overloaded), .count = count};
+    co_await record_outcome(std::move(event), call);
+}
+
+asio::awaitable<result<signed_in_session>> auth_service::login(std::string_view email,
+                                                               std::string_view password,
+                                                               const request_context& call) {
+    // Throttles first: a throttled attempt never reaches the hashing queue.
+    auto by_email = co_await deps_.counters.blocked_for(email_counter(email),
+                                                        config_.login_failures_per_email, call.now);
+    auto by_address = co_await deps_.counters.blocked_for(
+        address_counter(call.remote), config_.login_failures_per_address, call.now);
+    if (!by_email || !by_address)
+        co_return errc::store_unavailable;
+    if (*by_email || *by_address) {
+        audit_event event{.event = "login.throttled", .reason = "too_many_failures"};
+        co_await record_outcome(std::move(event), call);
+        co_return errc::rate_limited;
     }
     auto dir = dir_.load();
     const customer* who = dir->find_customer_by_email(email);
-    const bool password_ok = verify_password(who ? who->password : dummy_hash_, password);
-    if (!who || !password_ok) {
-        email_failures_.record(email_key(email), call.now);
-        address_failures_.record(address_key(call.remote), call.now);
-        audit_.record({.event = "login.failed",
-                       .customer_id = who ? std::optional<std::int64_t>(who->id) : std::nullopt,
-                       .reason = who ? "wrong_password" : "unknown_email",
-                       .remote = call.remote},
-                      call.now);
-        return errc::invalid_credentials;
+    auto verified = co_await deps_.passwords.verify(who ? who->password : dummy_hash_, password);
+    if (!verified) {
+        if (verified.error() == errc::overloaded)
+            co_await record_shed(call);
+        co_return verified.error();
     }
-    email_failures_.reset(email_key(email));
+    if (!who || !*verified) {
+        auto counted_email = co_await deps_.counters.record(
+            email_counter(email), config_.login_failures_per_email, call.now);
+        auto counted_address = co_await deps_.counters.record(
+            address_counter(call.remote), config_.login_failures_per_address, call.now);
+        audit_event event{.event = "login.failed",
+                          .customer_id = who ? std::optional<std::int64_t>(who->id) : std::nullopt,
+                          .reason = who ? "wrong_password" : "unknown_email"};
+        co_await record_outcome(std::move(event), call);
+        // An attempt that could not be counted is not answered as if it had been.
+        if (!counted_email || !counted_address)
+            co_return errc::store_unavailable;
+        co_return errc::invalid_credentials;
+    }
+    auto forgotten = co_await deps_.counters.reset(email_counter(email));
+    if (!forgotten)
+        co_return forgotten.error();
     auto own = dir->profiles_of_customer(who->id);
     session_data data{.customer = who->id, .profile = own.front()->id};
-    auto tokens = sessions_.create(data, call.now, config_.session_ttl);
-    audit_.record({.event = "login.succeeded",
-                   .customer_id = who->id,
-                   .profile_id = data.profile,
-                   .remote = call.remote},
-                  call.now);
-    return signed_in_session{std::move(tokens), data};
+    auto tokens = co_await deps_.sessions.create(data, call.now, config_.session_ttl);
+    if (!tokens)
+        co_return tokens.error();
+    // The session is handed out only once its audit line is written.
+    audit_event event{.event = "login.succeeded",
+                      .customer_id = who->id,
+                      .profile_id = data.profile,
+                      .remote = call.remote};
+    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+    if (unrecorded) {
+        (void)co_await deps_.sessions.revoke(tokens->id);
+        co_return errc::audit_unavailable;
+    }
+    co_return signed_in_session{std::move(*tokens), data};
 }
 
-std::optional<std::chrono::seconds>
-auth_service::login_retry_after(std::string_view email, const call_context& call) const {
-    auto by_email = email_failures_.blocked_for(email_key(email), call.now);
-    auto by_address = address_failures_.blocked_for(address_key(call.remote), call.now);
-    if (by_email && by_address)
-        return std::max(*by_email, *by_address);
-    return by_email ? by_email : by_address;
+asio::awaitable<std::optional<std::chrono::seconds>>
+auth_service::login_retry_after(std::string_view email, const request_context& call) {
+    auto by_email = co_await deps_.counters.blocked_for(email_counter(email),
+                                                        config_.login_failures_per_email, call.now);
+    auto by_address = co_await deps_.counters.blocked_for(
+        address_counter(call.remote), config_.login_failures_per_address, call.now);
+    co_return later_of(by_email ? *by_email : std::nullopt,
+                       by_address ? *by_address : std::nullopt);
 }
 
-std::optional<std::chrono::seconds>
-auth_service::impersonation_retry_after(customer_id actor, const call_context& call) const {
-    return issued_per_actor_.blocked_for(actor_key(actor), call.now);
+asio::awaitable<std::optional<std::chrono::seconds>>
+auth_service::impersonation_retry_after(customer_id actor, const request_context& call) {
+    auto blocked = co_await deps_.counters.blocked_for(actor_counter(actor),
+                                                       config_.impersonations_per_actor, call.now);
+    co_return blocked ? *blocked : std::nullopt;
 }
 
-std::size_t auth_service::sweep(clock_type::time_point now) {
-    email_failures_.sweep(now);
-    address_failures_.sweep(now);
-    issued_per_actor_.sweep(now);
-    return sessions_.sweep(now);
-}
-
-boost::system::result<session_snapshot> auth_service::authenticate(std::string_view access_token,
-                                                                   const call_context& call) const {
-    auto found = sessions_.find_by_access_token(access_token, call.now);
+asio::awaitable<result<session_snapshot>> auth_service::authenticate(std::string_view access_token,
+                                                                     const request_context& call) {
+    auto found = co_await deps_.sessions.find_by_access_token(access_token, call.now);
     if (!found)
-        return errc::unauthenticated;
-    return std::move(*found);
+        co_return found.error();
+    if (!*found)
+        co_return errc::unauthenticated;
+    co_return std::move(**found);
 }
 
-boost::system::result<signed_in_session> auth_service::refresh(std::string_view refresh_token,
-                                                               const call_context& call) {
-    auto tokens = sessions_.refresh(refresh_token, call.now, config_.session_ttl);
+asio::awaitable<result<signed_in_session>> auth_service::refresh(std::string_view refresh_token,
+                                                                 const request_context& call) {
+    auto tokens = co_await deps_.sessions.refresh(refresh_token, call.now, config_.session_ttl);
     if (!tokens) {
         if (tokens.error() == errc::refresh_token_reused) {
-            audit_.record({.event = "refresh.reuse_detected",
-                           .reason = reason_of(tokens.error()),
-                           .remote = call.remote},
-                          call.now);
-            return tokens.error();
+            audit_event event{.event = "refresh.reuse_detected",
+                              .reason = reason_of(tokens.error())};
+            co_await record_outcome(std::move(event), call);
         }
-        return errc::invalid_refresh_token;
+        co_return tokens.error();
     }
-    auto session = sessions_.find_by_access_token(tokens->access_token, call.now);
+    auto session = co_await deps_.sessions.find_by_access_token(tokens->access_token, call.now);
     if (!session)
-        return errc::invalid_refresh_token;
-    return signed_in_session{std::move(*tokens), std::move(session->data)};
+        co_return session.error();
+    if (!*session)
+        co_return errc::invalid_refresh_token;
+    co_return signed_in_session{std::move(*tokens), std::move((*session)->data)};
 }
 
-void auth_service::logout(const session_snapshot& session, const call_context& call) {
-    sessions_.revoke(session.id);
-    audit_.record({.event = "logout",
-                   .customer_id = session.data.customer,
-                   .profile_id = session.data.profile,
-                   .remote = call.remote},
-                  call.now);
+asio::awaitable<result<void>> auth_service::logout(const session_snapshot& session,
+                                                   const request_context& call) {
+    auto revoked = co_await deps_.sessions.revoke(session.id);
+    if (!revoked)
+        co_return revoked.error();
+    audit_event event{.event = "logout",
+                      .customer_id = session.data.customer,
+                      .profile_id = session.data.profile};
+    co_await record_outcome(std::move(event), call);
+    co_return result<void>();
 }
 
 profile_listing auth_service::list_profiles(const session_snapshot& session) const {
@@ -226,9 +295,9 @@ profile_listing auth_service::list_profiles(const session_snapshot& session) con
     return listing;
 }
 
-boost::system::result<session_snapshot>
+asio::awaitable<result<session_snapshot>>
 auth_service::switch_profile(const session_snapshot& session, profile_id target,
-                             const call_context& call) {
+                             const request_context& call) {
     auto dir = dir_.load();
     error_code why;
     const profile* p = dir->find_profile(target);
@@ -239,45 +308,57 @@ auth_service::switch_profile(const session_snapshot& session, profile_id target,
     else if (p->customer != session.data.customer)
         why = errc::forbidden_coworker_profile;
     if (why) {
-        record_denial(session, "profile.switch_denied", target, std::nullopt, why, call);
-        return why;
+        co_await record_denial(session, "profile.switch_denied", target, std::nullopt, why, call);
+        co_return why;
     }
-    if (!sessions_.switch_profile(session.id, target))
-        return errc::unauthenticated;
-    audit_.record({.event = "profile.switched",
-                   .customer_id = session.data.customer,
-                   .profile_id = session.data.profile,
-                   .target_profile_id = target,
-                   .remote = call.remote},
-                  call.now);
+    auto switched = co_await deps_.sessions.switch_profile(session.id, target);
+    if (!switched)
+        co_return switched.error();
+    if (!*switched)
+        co_return errc::unauthenticated;
+    audit_event event{.event = "profile.switched",
+                      .customer_id = session.data.customer,
+                      .profile_id = session.data.profile,
+                      .target_profile_id = target,
+                      .remote = call.remote};
+    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+    if (unrecorded) {
+        (void)co_await deps_.sessions.switch_profile(session.id, session.data.profile);
+        co_return errc::audit_unavailable;
+    }
     session_snapshot updated = session;
     updated.data.profile = target;
-    return updated;
+    co_return updated;
 }
 
 bool auth_service::impersonation_allowed(const directory& dir) const noexcept {
     return config_.impersonation_enabled && dir.impersonation_enabled();
 }
 
-boost::system::result<std::string>
+asio::awaitable<result<std::string>>
 auth_service::impersonate_coworker(const session_snapshot& session, profile_id target,
-                                   const call_context& call) {
+                                   const request_context& call) {
     auto dir = dir_.load();
     error_code why = impersonation_allowed(*dir)
                          ? check_coworker_impersonation(*dir, session.data, target)
                          : error_code(errc::impersonation_disabled);
-    if (!why && impersonation_retry_after(session.data.customer, call))
-        why = errc::rate_limited;
-    if (why) {
-        record_denial(session, "impersonation.denied", target, std::nullopt, why, call);
-        return why;
+    if (!why) {
+        auto retry_after = co_await impersonation_retry_after(session.data.customer, call);
+        if (retry_after)
+            why = errc::rate_limited;
     }
-    return issue_impersonation_token(session, *dir->find_profile(target), false, call);
+    if (why) {
+        co_await record_denial(session, "impersonation.denied", target, std::nullopt, why, call);
+        co_return why;
+    }
+    auto token =
+        co_await issue_impersonation_token(session, *dir->find_profile(target), false, call);
+    co_return token;
 }
 
-boost::system::result<std::string>
+asio::awaitable<result<std::string>>
 auth_service::impersonate_customer(const session_snapshot& session, customer_id target,
-                                   const call_context& call) {
+                                   const request_context& call) {
     auto dir = dir_.load();
     const customer* caller = dir->find_customer(session.data.customer);
     const customer* other = dir->find_customer(target);
@@ -292,19 +373,23 @@ auth_service::impersonate_customer(const session_snapshot& session, customer_id 
         why = errc::customer_not_found;
     else if (other->is_operator)
         why = errc::forbidden_operator_target;
-    else if (impersonation_retry_after(session.data.customer, call))
-        why = errc::rate_limited;
-    if (why) {
-        record_denial(session, "impersonation.denied", std::nullopt, target, why, call);
-        return why;
+    if (!why) {
+        auto retry_after = co_await impersonation_retry_after(session.data.customer, call);
+        if (retry_after)
+            why = errc::rate_limited;
     }
-    return issue_impersonation_token(session, *dir->profiles_of_customer(target).front(), true,
-                                     call);
+    if (why) {
+        co_await record_denial(session, "impersonation.denied", std::nullopt, target, why, call);
+        co_return why;
+    }
+    auto token = co_await issue_impersonation_token(
+        session, *dir->profiles_of_customer(target).front(), true, call);
+    co_return token;
 }
 
-boost::system::result<std::string>
+asio::awaitable<result<std::string>>
 auth_service::issue_impersonation_token(const session_snapshot& actor, const profile& target,
-                                        bool as_operator, const call_context& call) {
+                                        bool as_operator, const request_context& call) {
     impersonation_grant grant{
         .actor =
             impersonator_info{
@@ -328,66 +413,98 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
         {"jti", jti},
     };
     std::string token = signer_.load()->sign(claims);
-    sessions_.add_grant(jti, grant, call.now);
-    issued_per_actor_.record(actor_key(actor.data.customer), call.now);
-    // The token leaves only after its audit line is written.
-    audit_.record({.event = "impersonation.issued",
-                   .customer_id = actor.data.customer,
-                   .profile_id = actor.data.profile,
-                   .target_profile_id = target.id,
-                   .target_customer_id = target.customer,
-                   .jti = std::move(jti),
-                   .remote = call.remote},
-                  call.now);
-    return token;
+    auto added = co_await deps_.sessions.add_grant(jti, grant, call.now);
+    if (!added)
+        co_return added.error();
+    auto counted = co_await deps_.counters.record(actor_counter(actor.data.customer),
+                                                  config_.impersonations_per_actor, call.now);
+    if (!counted) {
+        (void)co_await deps_.sessions.redeem_grant(jti, call.now);
+        co_return counted.error();
+    }
+    // The token leaves only after its audit line is written; otherwise the grant is withdrawn.
+    audit_event event{.event = "impersonation.issued",
+                      .customer_id = actor.data.customer,
+                      .profile_id = actor.data.profile,
+                      .target_profile_id = target.id,
+                      .target_customer_id = target.customer,
+                      .jti = jti,
+                      .remote = call.remote};
+    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+    if (unrecorded) {
+        (void)co_await deps_.sessions.redeem_grant(jti, call.now);
+        co_return errc::audit_unavailable;
+    }
+    co_return token;
 }
 
-boost::system::result<signed_in_session> auth_service::exchange(std::string_view token,
-                                                                const call_context& call) {
+asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_view token,
+                                                                  const request_context& call) {
     auto dir = dir_.load();
-    auto fail = [&](error_code why, std::optional<std::string> jti) {
-        audit_.record({.event = "impersonation.exchange_failed",
-                       .jti = std::move(jti),
-                       .reason = reason_of(why),
-                       .remote = call.remote},
-                      call.now);
-        return boost::system::result<signed_in_session>(errc::invalid_impersonation_token);
-    };
-    if (!impersonation_allowed(*dir))
-        return fail(errc::impersonation_disabled, std::nullopt);
-    auto claims = signer_.load()->verify(token);
-    if (!claims)
-        return fail(claims.error(), std::nullopt);
-    if (auto ec = check_registered_claims(*claims, token_issuer, impersonation_audience, call.now))
-        return fail(ec, std::nullopt);
-    const auto* jti = claims->if_contains("jti");
-    const auto* sub = claims->if_contains("sub");
-    if (!jti || !jti->is_string() || !sub || !sub->is_string())
-        return fail(errc::missing_claim, std::nullopt);
-    std::string jti_text(jti->get_string());
-    auto grant = sessions_.redeem_grant(jti_text, call.now);
-    if (!grant)
-        return fail(errc::invalid_impersonation_token, jti_text);
-    auto target_id = parse_decimal_id(sub->get_string());
-    const profile* target = target_id ? dir->find_profile(*target_id) : nullptr;
-    if (!target || target->id != grant->target)
-        return fail(errc::profile_not_found, jti_text);
-    // The issuing session must still be live: logging out withdraws unredeemed tokens.
-    if (!sessions_.is_live(grant->actor.actor_session, call.now))
-        return fail(errc::unauthenticated, jti_text);
+    error_code why;
+    std::optional<std::string> jti_text;
+    std::optional<impersonation_grant> grant;
+    const profile* target = nullptr;
+    if (!impersonation_allowed(*dir)) {
+        why = errc::impersonation_disabled;
+    } else if (auto claims = signer_.load()->verify(token); !claims) {
+        why = claims.error();
+    } else if (auto ec = check_registered_claims(*claims, token_issuer, impersonation_audience,
+                                                 call.now)) {
+        why = ec;
+    } else {
+        const auto* jti = claims->if_contains("jti");
+        const auto* sub = claims->if_contains("sub");
+        if (!jti || !jti->is_string() || !sub || !sub->is_string()) {
+            why = errc::missing_claim;
+        } else {
+            jti_text.emplace(jti->get_string());
+            auto redeemed = co_await deps_.sessions.redeem_grant(*jti_text, call.now);
+            if (!redeemed)
+                co_return redeemed.error();
+            grant = std::move(*redeemed);
+            auto target_id = parse_decimal_id(sub->get_string());
+            target = target_id ? dir->find_profile(*target_id) : nullptr;
+            if (!grant)
+                why = errc::invalid_impersonation_token;
+            else if (!target || target->id != grant->target)
+                why = errc::profile_not_found;
+        }
+    }
+    if (!why) {
+        // The issuing session must still be live: logging out withdraws unredeemed tokens.
+        auto live = co_await deps_.sessions.is_live(grant->actor.actor_session, call.now);
+        if (!live)
+            co_return live.error();
+        if (!*live)
+            why = errc::unauthenticated;
+    }
+    if (why) {
+        audit_event event{.event = "impersonation.exchange_failed",
+                          .jti = std::move(jti_text),
+                          .reason = reason_of(why)};
+        co_await record_outcome(std::move(event), call);
+        co_return errc::invalid_impersonation_token;
+    }
 
     session_data data = impersonated_session_data(*grant, target->customer,
                                                   call.now + config_.impersonation_session_ttl);
-    auto tokens = sessions_.create(data, call.now, config_.session_ttl);
-    audit_.record({.event = "impersonation.exchanged",
-                   .customer_id = grant->actor.customer,
-                   .profile_id = grant->actor.profile,
-                   .target_profile_id = target->id,
-                   .target_customer_id = target->customer,
-                   .jti = std::move(jti_text),
-                   .remote = call.remote},
-                  call.now);
-    return signed_in_session{std::move(tokens), std::move(data)};
+    auto tokens = co_await deps_.sessions.create(data, call.now, config_.session_ttl);
+    if (!tokens)
+        co_return tokens.error();
+    audit_event event{.event = "impersonation.exchanged",
+                      .customer_id = grant->actor.customer,
+                      .profile_id = grant->actor.profile,
+                      .target_profile_id = target->id,
+                      .target_customer_id = target->customer,
+                      .jti = std::move(jti_text),
+                      .remote = call.remote};
+    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+    if (unrecorded) {
+        (void)co_await deps_.sessions.revoke(tokens->id);
+        co_return errc::audit_unavailable;
+    }
+    co_return signed_in_session{std::move(*tokens), std::move(data)};
 }
 
 namespace {
@@ -420,51 +537,55 @@ std::optional<std::string_view> reason_to_end(const directory& dir, const sessio
 
 } // namespace
 
-std::size_t auth_service::reload(std::shared_ptr<const directory> dir,
-                                 std::shared_ptr<const token_signer> signer,
-                                 const call_context& call) {
+asio::awaitable<result<std::size_t>>
+auth_service::reload(std::shared_ptr<const directory> dir,
+                     std::shared_ptr<const token_signer> signer, const request_context& call) {
     const bool impersonation_on = impersonation_allowed(*dir);
     dir_.store(dir);
     if (signer)
         signer_.store(std::move(signer));
     std::vector<std::pair<session_snapshot, std::string_view>> reasons;
-    auto ended = sessions_.revoke_matching([&](const session_snapshot& s) {
+    std::function<bool(const session_snapshot&)> should_end = [&](const session_snapshot& s) {
         auto why = reason_to_end(*dir, s.data, impersonation_on);
         if (why)
             reasons.emplace_back(s, *why);
         return why.has_value();
-    });
-    for (const auto& [s, why] : reasons)
-        audit_.record({.event = "session.ended",
-                       .customer_id = s.data.customer,
-                       .profile_id = s.data.profile,
-                       .reason = std::string(why),
-                       .remote = call.remote},
-                      call.now);
-    return ended.size();
+    };
+    auto ended = co_await deps_.sessions.revoke_matching(std::move(should_end));
+    if (!ended)
+        co_return ended.error();
+    for (const auto& [s, why] : reasons) {
+        audit_event event{.event = "session.ended",
+                          .customer_id = s.data.customer,
+                          .profile_id = s.data.profile,
+                          .reason = std::string(why)};
+        co_await record_outcome(std::move(event), call);
+    }
+    co_return ended->size();
 }
 
-boost::system::result<boost::json::array>
-auth_service::audit_events(const session_snapshot& session, std::size_t limit) const {
+asio::awaitable<result<boost::json::array>>
+auth_service::audit_events(const session_snapshot& session, std::size_t limit) {
     auto dir = dir_.load();
     const customer* caller = dir->find_customer(session.data.customer);
     if (session.data.impersonator || !caller || !caller->is_operator)
-        return errc::forbidden_not_operator;
-    return audit_.recent(limit);
+        co_return errc::forbidden_not_operator;
+    auto events = co_await deps_.audit.list_recent(limit);
+    co_return events;
 }
 
-void auth_service::record_denial(const session_snapshot& session, std::string_view event,
-                                 std::optional<profile_id> target_profile,
-                                 std::optional<customer_id> target_customer, error_code why,
-                                 const call_context& call) {
-    audit_.record({.event = std::string(event),
-                   .customer_id = session.data.customer,
-                   .profile_id = session.data.profile,
-                   .target_profile_id = target_profile,
-                   .target_customer_id = target_customer,
-                   .reason = reason_of(why),
-                   .remote = call.remote},
-                  call.now);
+asio::awaitable<void> auth_service::record_denial(const session_snapshot& session,
+                                                  std::string_view event,
+                                                  std::optional<profile_id> target_profile,
+                                                  std::optional<customer_id> target_customer,
+                                                  error_code why, const request_context& call) {
+    audit_event denial{.event = std::string(event),
+                       .customer_id = session.data.customer,
+                       .profile_id = session.data.profile,
+                       .target_profile_id = target_profile,
+                       .target_customer_id = target_customer,
+                       .reason = reason_of(why)};
+    co_await record_outcome(std::move(denial), call);
 }
 
 } // namespace portal_auth

@@ -1,4 +1,5 @@
-#include <portal_auth/base64.hpp>
+#include "base64.hpp"
+
 #include <portal_auth/error.hpp>
 
 #include <array>

@@ -1,4 +1,4 @@
-#include <portal_auth/json_writer.hpp>
+#include "json_writer.hpp"
 
 #include <algorithm>
 #include <cassert>

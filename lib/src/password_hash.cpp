@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base64.hpp"
+
 namespace portal_auth {
 namespace {
 

@@ -1,4 +1,4 @@
-#include <portal_auth/json_writer.hpp>
+// The endpoints: parsing, the service call, and the JSON or problem answer of each.
 #include <portal_auth/request_handler.hpp>
 
 #include <boost/beast/http/field.hpp>
@@ -14,9 +14,13 @@
 #include <optional>
 #include <string>
 
+#include "json_writer.hpp"
+#include "router.hpp"
+
 namespace portal_auth {
 namespace {
 
+namespace asio = boost::asio;
 namespace http = boost::beast::http;
 namespace json = boost::json;
 
@@ -25,15 +29,6 @@ struct field_error {
     std::string detail;
 };
 template <class T> using field_result = boost::system::result<T, field_error>;
-
-constexpr std::string_view hsts = "max-age=63072000";
-
-void set_common_headers(http_response& res) {
-    res.set(http::field::server, "portal-auth");
-    res.set(http::field::cache_control, "no-store");
-    res.set(http::field::strict_transport_security, hsts);
-    res.set("X-Content-Type-Options", "nosniff");
-}
 
 // `body`: JSON text, from a json_writer or json::serialize.
 http_response json_response(http::status status, std::string body, const http_request& req) {
@@ -61,16 +56,15 @@ http_response error_response(error_code ec, const http_request& req, bool token_
                                            req.keep_alive())
                    : make_problem_response(status, problem_type(row.problem_slug), row.message,
                                            req.version(), req.keep_alive(), token_presented);
-    if (status == http::status::too_many_requests ||
-        status == http::status::service_unavailable)
+    if (status == http::status::too_many_requests || status == http::status::service_unavailable)
         res.set(http::field::retry_after, std::to_string(retry_after ? retry_after->count() : 1));
     return res;
 }
 
 // A request whose body, path or query does not hold what the endpoint needs.
 http_response bad_request(std::string_view detail, const http_request& req) {
-    return make_problem_response(http::status::bad_request, problem_type("invalid-request"),
-                                 detail, req.version(), req.keep_alive());
+    return make_problem_response(http::status::bad_request, problem_type("invalid-request"), detail,
+                                 req.version(), req.keep_alive());
 }
 
 // Positive decimal id in int64 range, digits only.
@@ -240,19 +234,19 @@ std::string_view bearer_token(const http_request& req) {
 struct request_handler::endpoint_context {
     const http_request& req;
     const route_match& match;
-    const call_context& call;
+    const request_context& call;
     boost::urls::url_view target;
     auth_service& service;
 
-    // The caller's live session, or the 401 to send.
-    boost::system::result<session_snapshot, http_response> session() const {
+    // The caller's live session, or the 401 (or 503) to send.
+    asio::awaitable<boost::system::result<session_snapshot, http_response>> session() const {
         std::string_view token = bearer_token(req);
         if (token.empty())
-            return error_response(errc::unauthenticated, req, false);
-        auto found = service.authenticate(token, call);
+            co_return error_response(errc::unauthenticated, req, false);
+        auto found = co_await service.authenticate(token, call);
         if (!found)
-            return error_response(found.error(), req, true);
-        return *found;
+            co_return error_response(found.error(), req, true);
+        co_return std::move(*found);
     }
 
     // The first value of a query parameter, still percent-encoded: every parameter of ours is
@@ -270,14 +264,18 @@ namespace {
 
 using ctx_t = request_handler::endpoint_context;
 
-http_response token_response(const boost::system::result<std::string>& token,
-                             const session_snapshot& actor, ctx_t& ctx) {
-    if (!token)
-        return error_response(token.error(), ctx.req, false,
-                              ctx.service.impersonation_retry_after(actor.data.customer, ctx.call));
+asio::awaitable<http_response> token_response(const boost::system::result<std::string>& token,
+                                              const session_snapshot& actor, ctx_t& ctx) {
+    if (!token) {
+        std::optional<std::chrono::seconds> retry_after;
+        if (token.error() == errc::rate_limited)
+            retry_after =
+                co_await ctx.service.impersonation_retry_after(actor.data.customer, ctx.call);
+        co_return error_response(token.error(), ctx.req, false, retry_after);
+    }
     std::string body;
     json_writer(body).begin_object().key("token").value(*token).end_object();
-    return json_response(http::status::ok, std::move(body), ctx.req);
+    co_return json_response(http::status::ok, std::move(body), ctx.req);
 }
 
 http_response session_response(const boost::system::result<signed_in_session>& s, ctx_t& ctx,
@@ -287,139 +285,148 @@ http_response session_response(const boost::system::result<signed_in_session>& s
     return json_response(http::status::ok, session_object_body(*s, ctx.call.now), ctx.req);
 }
 
-http_response handle_login(ctx_t& ctx) {
+asio::awaitable<http_response> handle_login(ctx_t& ctx) {
     auto body = parse_body_object(ctx.req);
     if (!body)
-        return bad_request(body.error().detail, ctx.req);
+        co_return bad_request(body.error().detail, ctx.req);
     auto email = string_field(*body, "email");
     if (!email)
-        return bad_request(email.error().detail, ctx.req);
+        co_return bad_request(email.error().detail, ctx.req);
     auto password = string_field(*body, "password");
     if (!password)
-        return bad_request(password.error().detail, ctx.req);
-    auto session = ctx.service.login(*email, *password, ctx.call);
-    if (!session && session.error() == errc::rate_limited)
-        return error_response(session.error(), ctx.req, false,
-                              ctx.service.login_retry_after(*email, ctx.call));
-    return session_response(session, ctx, false);
+        co_return bad_request(password.error().detail, ctx.req);
+    auto session = co_await ctx.service.login(*email, *password, ctx.call);
+    if (!session && session.error() == errc::rate_limited) {
+        auto retry_after = co_await ctx.service.login_retry_after(*email, ctx.call);
+        co_return error_response(session.error(), ctx.req, false, retry_after);
+    }
+    co_return session_response(session, ctx, false);
 }
 
-http_response handle_exchange(ctx_t& ctx) {
-    return session_response(ctx.service.exchange(ctx.match.params[0], ctx.call), ctx, true);
+asio::awaitable<http_response> handle_exchange(ctx_t& ctx) {
+    auto session = co_await ctx.service.exchange(ctx.match.params[0], ctx.call);
+    co_return session_response(session, ctx, true);
 }
 
-http_response handle_refresh(ctx_t& ctx) {
+asio::awaitable<http_response> handle_refresh(ctx_t& ctx) {
     auto body = parse_body_object(ctx.req);
     if (!body)
-        return bad_request(body.error().detail, ctx.req);
+        co_return bad_request(body.error().detail, ctx.req);
     auto token = string_field(*body, "refreshToken");
     if (!token)
-        return bad_request(token.error().detail, ctx.req);
-    return session_response(ctx.service.refresh(*token, ctx.call), ctx, true);
+        co_return bad_request(token.error().detail, ctx.req);
+    auto session = co_await ctx.service.refresh(*token, ctx.call);
+    co_return session_response(session, ctx, true);
 }
 
-http_response handle_logout(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_logout(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
-    ctx.service.logout(*session, ctx.call);
+        co_return std::move(session).error();
+    auto ended = co_await ctx.service.logout(*session, ctx.call);
+    if (!ended)
+        co_return error_response(ended.error(), ctx.req, true);
     // A 204 has no body by definition and carries no Content-Length (RFC 9110, 8.6).
     http_response res{http::status::no_content, ctx.req.version()};
     set_common_headers(res);
     res.keep_alive(ctx.req.keep_alive());
-    return res;
+    co_return res;
 }
 
-http_response handle_session_info(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_session_info(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
-    return json_response(http::status::ok, session_info_body(*session), ctx.req);
+        co_return std::move(session).error();
+    co_return json_response(http::status::ok, session_info_body(*session), ctx.req);
 }
 
-http_response handle_list_profiles(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_list_profiles(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
-    return json_response(http::status::ok, listing_body(ctx.service.list_profiles(*session)),
-                         ctx.req);
+        co_return std::move(session).error();
+    co_return json_response(http::status::ok, listing_body(ctx.service.list_profiles(*session)),
+                            ctx.req);
 }
 
-http_response handle_switch_profile(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_switch_profile(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
+        co_return std::move(session).error();
     auto body = parse_body_object(ctx.req);
     if (!body)
-        return bad_request(body.error().detail, ctx.req);
+        co_return bad_request(body.error().detail, ctx.req);
     auto target = id_field(*body, "ProfileId");
     if (!target)
-        return bad_request(target.error().detail, ctx.req);
-    auto updated = ctx.service.switch_profile(*session, *target, ctx.call);
+        co_return bad_request(target.error().detail, ctx.req);
+    auto updated = co_await ctx.service.switch_profile(*session, *target, ctx.call);
     if (!updated)
-        return error_response(updated.error(), ctx.req, false);
-    return json_response(http::status::ok, session_info_body(*updated), ctx.req);
+        co_return error_response(updated.error(), ctx.req, false);
+    co_return json_response(http::status::ok, session_info_body(*updated), ctx.req);
 }
 
-http_response handle_impersonate_coworker(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_impersonate_coworker(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
+        co_return std::move(session).error();
     auto target = id_from_text(ctx.match.params[0], "coworkerId");
     if (!target)
-        return bad_request(target.error().detail, ctx.req);
-    return token_response(ctx.service.impersonate_coworker(*session, *target, ctx.call), *session,
-                          ctx);
+        co_return bad_request(target.error().detail, ctx.req);
+    auto token = co_await ctx.service.impersonate_coworker(*session, *target, ctx.call);
+    auto response = co_await token_response(token, *session, ctx);
+    co_return response;
 }
 
-http_response handle_impersonate_customer(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_impersonate_customer(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
+        co_return std::move(session).error();
     auto text = ctx.query("customerId");
     if (!text)
-        return bad_request("query parameter 'customerId' is required", ctx.req);
+        co_return bad_request("query parameter 'customerId' is required", ctx.req);
     auto target = id_from_text(*text, "customerId");
     if (!target)
-        return bad_request(target.error().detail, ctx.req);
-    return token_response(ctx.service.impersonate_customer(*session, *target, ctx.call), *session,
-                          ctx);
+        co_return bad_request(target.error().detail, ctx.req);
+    auto token = co_await ctx.service.impersonate_customer(*session, *target, ctx.call);
+    auto response = co_await token_response(token, *session, ctx);
+    co_return response;
 }
 
 constexpr std::int64_t default_audit_limit = 100;
 constexpr std::int64_t max_audit_limit = 1000;
 
-http_response handle_audit(ctx_t& ctx) {
-    auto session = ctx.session();
+asio::awaitable<http_response> handle_audit(ctx_t& ctx) {
+    auto session = co_await ctx.session();
     if (!session)
-        return std::move(session).error();
+        co_return std::move(session).error();
     std::int64_t limit = default_audit_limit;
     if (auto text = ctx.query("limit")) {
         auto parsed = parse_id(*text);
         if (!parsed || *parsed > max_audit_limit)
-            return bad_request("query parameter 'limit' must be an integer from 1 to " +
-                                   std::to_string(max_audit_limit),
-                               ctx.req);
+            co_return bad_request("query parameter 'limit' must be an integer from 1 to " +
+                                      std::to_string(max_audit_limit),
+                                  ctx.req);
         limit = *parsed;
     }
-    auto events = ctx.service.audit_events(*session, static_cast<std::size_t>(limit));
+    auto events = co_await ctx.service.audit_events(*session, static_cast<std::size_t>(limit));
     if (!events)
-        return error_response(events.error(), ctx.req, false);
-    return json_response(http::status::ok,
-                         json::serialize(json::object{{"Events", std::move(*events)}}), ctx.req);
+        co_return error_response(events.error(), ctx.req, false);
+    co_return json_response(http::status::ok,
+                            json::serialize(json::object{{"Events", std::move(*events)}}), ctx.req);
 }
 
-http_response handle_health(ctx_t& ctx) {
-    return json_response(http::status::ok, R"({"status":"ok"})", ctx.req);
+asio::awaitable<http_response> handle_health(ctx_t& ctx) {
+    co_return json_response(http::status::ok, R"({"status":"ok"})", ctx.req);
 }
+
+using endpoint_fn = asio::awaitable<http_response> (*)(ctx_t&);
 
 struct endpoint_entry {
     http::verb method;
     std::string_view pattern;
-    http_response (*fn)(ctx_t&);
+    endpoint_fn fn;
 };
 
-// The API, as a table: one row per endpoint.
+// The API, as a table: one row per endpoint; the router's route index is the row's index.
 constexpr endpoint_entry endpoint_table[] = {
     {http::verb::post, "/api/public/auth/login", &handle_login},
     {http::verb::post, "/api/public/auth/login/{token}", &handle_exchange},
@@ -435,11 +442,30 @@ constexpr endpoint_entry endpoint_table[] = {
     {http::verb::get, "/healthz", &handle_health},
 };
 
+// What the router found, or the plain HTTP answer when it found nothing.
+http_response routing_failure(const route_match& match, const http_request& req) {
+    if (match.result == route_match::outcome::not_found)
+        return make_problem_response(http::status::not_found, "about:blank", "no such endpoint",
+                                     req.version(), req.keep_alive());
+    auto res = make_problem_response(http::status::method_not_allowed, "about:blank",
+                                     "method not allowed on this endpoint", req.version(),
+                                     req.keep_alive());
+    res.set(http::field::allow, match.allow);
+    return res;
+}
+
 } // namespace
 
+void set_common_headers(http_response& res) {
+    res.set(http::field::server, "portal-auth");
+    res.set(http::field::cache_control, "no-store");
+    res.set(http::field::strict_transport_security, "max-age=63072000");
+    res.set("X-Content-Type-Options", "nosniff");
+}
+
 http_response make_problem_response(http::status status, std::string_view type,
-                                    std::string_view detail, unsigned http_version,
-                                    bool keep_alive, bool token_presented) {
+                                    std::string_view detail, unsigned http_version, bool keep_alive,
+                                    bool token_presented) {
     http_response res{status, http_version};
     set_common_headers(res);
     res.set(http::field::content_type, "application/problem+json");
@@ -463,40 +489,32 @@ http_response make_problem_response(http::status status, std::string_view type,
     return res;
 }
 
-request_handler::request_handler(auth_service& service) : service_(service) {
-    for (const endpoint_entry& e : endpoint_table) {
-        router_.add(e.method, e.pattern);
-        endpoints_.push_back(e.fn);
-    }
+request_handler::request_handler(auth_service& service)
+    : service_(service), router_(std::make_unique<router>()) {
+    for (const endpoint_entry& e : endpoint_table)
+        router_->add(e.method, e.pattern);
 }
 
-http_response request_handler::handle(const http_request& req, const call_context& call) const {
+request_handler::~request_handler() = default;
+
+asio::awaitable<http_response> request_handler::operator()(http_request req,
+                                                           request_context call) const {
+    const unsigned version = req.version();
     try {
         auto target = boost::urls::parse_origin_form(req.target());
         if (!target)
-            return bad_request("malformed request target", req);
-        auto match = router_.match(req.method(), target->encoded_path());
-        switch (match.result) {
-        case route_match::outcome::not_found:
-            return make_problem_response(http::status::not_found, "about:blank",
-                                         "no such endpoint", req.version(), req.keep_alive());
-        case route_match::outcome::method_not_allowed: {
-            auto res = make_problem_response(http::status::method_not_allowed, "about:blank",
-                                             "method not allowed on this endpoint",
-                                             req.version(), req.keep_alive());
-            res.set(http::field::allow, match.allow);
-            return res;
-        }
-        case route_match::outcome::found:
-            break;
-        }
+            co_return bad_request("malformed request target", req);
+        auto match = router_->match(req.method(), target->encoded_path());
+        if (match.result != route_match::outcome::found)
+            co_return routing_failure(match, req);
         endpoint_context ctx{req, match, call, *target, service_};
-        return endpoints_[match.route](ctx);
+        auto response = co_await endpoint_table[match.route].fn(ctx);
+        co_return response;
     } catch (const std::exception&) {
-        // Never disclose internals; the listener logs nothing secret either.
-        return make_problem_response(http::status::internal_server_error, "about:blank",
-                                     "internal error", req.version(), false);
     }
+    // Never disclose internals; the listener logs nothing secret either.
+    co_return make_problem_response(http::status::internal_server_error, "about:blank",
+                                    "internal error", version, false);
 }
 
 } // namespace portal_auth

@@ -1,4 +1,4 @@
-#include <portal_auth/response_serializer.hpp>
+#include "response_serializer.hpp"
 
 namespace portal_auth {
 

@@ -1,4 +1,4 @@
-#include <portal_auth/router.hpp>
+#include "router.hpp"
 
 #include <algorithm>
 #include <ostream> // boost::core::string_view needs it complete

@@ -1,15 +1,16 @@
-#include <portal_auth/response_serializer.hpp>
+// The listener: accept loop, one coroutine per connection with its deadline watchdog, and a
+// supervisor that turns stop() and per-operation cancellation into a graceful or forced stop.
 #include <portal_auth/server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -24,6 +25,8 @@
 #include <optional>
 #include <string>
 
+#include "response_serializer.hpp"
+
 namespace portal_auth {
 
 namespace asio = boost::asio;
@@ -31,7 +34,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
-using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -99,25 +101,31 @@ void default_log(std::string_view line) {
 } // namespace
 
 struct server::state {
-    state(asio::any_io_executor ex, ssl::context& tls_context, request_handler& h,
+    state(asio::any_io_executor ex, ssl::context& tls_context, request_handler_fn h,
           server_config cfg)
-        : executor(ex), strand(asio::make_strand(ex)), tls(tls_context), handler(h),
-          config(std::move(cfg)), acceptor(strand), sweep_timer(strand) {
+        : executor(ex), strand(asio::make_strand(ex)), tls(tls_context), handler(std::move(h)),
+          config(std::move(cfg)), acceptor(strand), wake_timer(strand) {
         if (!config.log)
             config.log = default_log;
     }
 
     asio::any_io_executor executor;
-    asio::strand<asio::any_io_executor> strand; // acceptor, timer and stop() run here
+    asio::strand<asio::any_io_executor> strand; // acceptor, supervisor and stops run here
     ssl::context& tls;
-    request_handler& handler;
+    request_handler_fn handler;
     server_config config;
     tcp::acceptor acceptor;
-    asio::steady_timer sweep_timer;
     tcp::endpoint bound;
     std::size_t next_executor = 0; // round-robin over config.connection_executors
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> live{0};
+
+    // The supervisor sleeps on this timer until something it waits for changes: the accept
+    // loop ended, the last connection ended while stopping, a stop, the grace period's end.
+    asio::steady_timer wake_timer;
+    bool accepting = false; // strand only
+    bool forced = false;    // strand only
+    clock::time_point grace_deadline = clock::time_point::max();
 
     std::mutex registry_mutex;
     std::list<std::shared_ptr<connection_handle>> registry;
@@ -146,6 +154,25 @@ struct server::state {
             });
         }
     }
+
+    // On the strand. A graceful stop closes the acceptor and idle connections and starts the
+    // grace period; a forced one closes every connection.
+    void begin_stop(bool force) {
+        if (!stopping.exchange(true)) {
+            grace_deadline = clock::now() + config.shutdown_grace;
+            beast::error_code ignored;
+            acceptor.close(ignored);
+        }
+        forced = forced || force;
+        wake_connections(forced);
+        wake_timer.cancel();
+    }
+
+    // Any thread: a connection ended. While stopping, the supervisor may be waiting for the last.
+    void connection_ended() {
+        if (live.fetch_sub(1, std::memory_order_acq_rel) == 1 && stopping.load())
+            asio::post(strand, [this] { wake_timer.cancel(); });
+    }
 };
 
 namespace {
@@ -166,7 +193,7 @@ public:
             std::lock_guard lock(st_->registry_mutex);
             st_->registry.erase(position_);
         }
-        st_->live.fetch_sub(1, std::memory_order_relaxed);
+        st_->connection_ended();
     }
     connection_registration(const connection_registration&) = delete;
     connection_registration& operator=(const connection_registration&) = delete;
@@ -268,7 +295,8 @@ asio::awaitable<void> serve_requests(state_ptr st, connection& c, connection_han
         parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
         parser.body_limit(cfg.body_limit);
         c.expires_after(cfg.request_timeout);
-        if (auto read_ec = co_await read_request(c, parser)) {
+        const beast::error_code read_ec = co_await read_request(c, parser);
+        if (read_ec) {
             if (auto answer = answer_to_read_error(read_ec)) {
                 c.expires_after(cfg.request_timeout);
                 co_await write_response(c, *answer);
@@ -276,12 +304,15 @@ asio::awaitable<void> serve_requests(state_ptr st, connection& c, connection_han
             co_return;
         }
 
-        http_response response = st->handler.handle(
-            parser.get(), call_context{remote, std::chrono::system_clock::now()});
+        // Named, not braced in the call: GCC 12 miscompiles an aggregate built in braces inside
+        // a co_await expression.
+        request_context context{remote, std::chrono::system_clock::now()};
+        http_response response = co_await st->handler(parser.release(), std::move(context));
         if (st->stopping.load())
             response.keep_alive(false);
         c.expires_after(cfg.request_timeout);
-        if (co_await write_response(c, response) || !response.keep_alive())
+        const beast::error_code write_ec = co_await write_response(c, response);
+        if (write_ec || !response.keep_alive())
             co_return;
     }
 }
@@ -320,35 +351,15 @@ asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket) {
     c->watchdog_timer.cancel();
 }
 
-asio::awaitable<void> sweep_loop(state_ptr st) {
-    if (st->config.sweep_interval <= clock::duration::zero())
-        co_return; // the application sweeps
-    while (!st->stopping.load()) {
-        st->sweep_timer.expires_after(st->config.sweep_interval);
-        co_await st->sweep_timer.async_wait(await_tuple);
-        if (st->stopping.load())
-            break;
-        st->handler.service().sweep(std::chrono::system_clock::now());
-    }
-}
-
-asio::awaitable<void> wait_for_connections(state_ptr st,
-                                           std::chrono::steady_clock::duration limit) {
-    asio::steady_timer timer(st->strand);
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (st->live.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-        timer.expires_after(std::chrono::milliseconds(10));
-        co_await timer.async_wait(await_tuple);
-    }
-}
-
-void log_connection_failure(state_ptr st, std::exception_ptr e) {
+void log_failure(const state_ptr& st, std::string_view what, std::exception_ptr e) {
     if (!e)
         return;
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-        st->config.log(std::string("connection ended by an unexpected error: ") + ex.what());
+        st->config.log(std::string(what) + " ended by an unexpected error: " + ex.what());
+    } catch (...) {
+        st->config.log(std::string(what) + " ended by an unexpected error");
     }
 }
 
@@ -373,28 +384,49 @@ asio::awaitable<void> accept_loop(state_ptr st) {
         st->live.fetch_add(1, std::memory_order_relaxed);
         auto executor = socket.get_executor();
         asio::co_spawn(executor, run_connection(st, std::move(socket)),
-                       [st](std::exception_ptr e) { log_connection_failure(st, e); });
-    }
-
-    // Requests in flight finish within the grace period; then whatever remains is closed.
-    co_await wait_for_connections(st, st->config.shutdown_grace);
-    if (st->live.load() > 0) {
-        st->config.log("closing " + std::to_string(st->live.load()) +
-                       " connections still open after the shutdown grace period");
-        st->wake_connections(true);
-        co_await wait_for_connections(st, std::chrono::seconds(5));
+                       [st](std::exception_ptr e) { log_failure(st, "a connection", e); });
     }
 }
 
-asio::awaitable<void> run_on_strand(state_ptr st) {
-    co_await (accept_loop(st) && sweep_loop(st));
+// Runs on the strand until the accept loop has ended and no connection is left. Turns
+// cancellation of run() into stops: terminal forces, total and partial are graceful.
+asio::awaitable<void> supervise(state_ptr st) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    st->accepting = true;
+    asio::co_spawn(st->strand, accept_loop(st), [st](std::exception_ptr e) {
+        log_failure(st, "the accept loop", e);
+        st->accepting = false;
+        st->wake_timer.cancel();
+    });
+    bool grace_reported = false;
+    // The check and the wait run in one strand turn, so a wake-up posted to the strand after
+    // the check finds the wait in place.
+    while (st->accepting || st->live.load() > 0) {
+        const bool grace_running = st->stopping.load() && !st->forced;
+        st->wake_timer.expires_at(grace_running ? st->grace_deadline : clock::time_point::max());
+        auto [ec] = co_await st->wake_timer.async_wait(await_tuple);
+        const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+        const auto cancelled = state.cancelled();
+        if (cancelled != asio::cancellation_type::none) {
+            st->begin_stop((cancelled & asio::cancellation_type::terminal) !=
+                           asio::cancellation_type::none);
+            co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+        } else if (!ec && grace_running && !grace_reported && st->live.load() > 0) {
+            grace_reported = true;
+            st->config.log("closing " + std::to_string(st->live.load()) +
+                           " connections still open after the shutdown grace period");
+            st->begin_stop(true);
+        }
+    }
 }
 
 } // namespace
 
 server::server(asio::any_io_executor executor, ssl::context& tls, const tcp::endpoint& endpoint,
-               request_handler& handler, server_config config)
-    : state_(std::make_shared<state>(std::move(executor), tls, handler, std::move(config))) {
+               request_handler_fn handler, server_config config)
+    : state_(std::make_shared<state>(std::move(executor), tls, std::move(handler),
+                                     std::move(config))) {
     auto& acceptor = state_->acceptor;
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
@@ -412,18 +444,15 @@ tcp::endpoint server::local_endpoint() const {
 }
 
 asio::awaitable<void> server::run() {
-    co_await asio::co_spawn(state_->strand, run_on_strand(state_), asio::use_awaitable);
+    // Let total cancellation through to the supervisor (the default passes terminal only), and
+    // complete normally after it.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    co_await asio::co_spawn(state_->strand, supervise(state_), asio::use_awaitable);
 }
 
-void server::stop() {
-    asio::post(state_->strand, [st = state_] {
-        if (st->stopping.exchange(true))
-            return;
-        beast::error_code ignored;
-        st->acceptor.close(ignored);
-        st->sweep_timer.cancel();
-        st->wake_connections(false);
-    });
+void server::stop(bool force) {
+    asio::post(state_->strand, [st = state_, force] { st->begin_stop(force); });
 }
 
 std::size_t server::connection_count() const noexcept {

@@ -1,4 +1,3 @@
-#include <portal_auth/base64.hpp>
 #include <portal_auth/error.hpp>
 #include <portal_auth/session_store.hpp>
 
@@ -10,6 +9,8 @@
 #include <functional>
 #include <stdexcept>
 #include <utility>
+
+#include "base64.hpp"
 
 namespace portal_auth {
 namespace {

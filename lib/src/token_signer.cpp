@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "base64.hpp"
 #include "openssl_handles.hpp"
 
 namespace portal_auth {

@@ -2,11 +2,14 @@
 
 usage: report.py WORK_DIR OUT.md
 Reads from WORK_DIR: runs.tsv (scenario, server, round, wrk output file, server CPU ticks,
-CLK_TCK), meta.json (machine, versions, settings, resumption check), micro.json (Google
-Benchmark JSON output, optional) and memory.txt (portal_auth_session_memory output, optional).
+CLK_TCK), meta.json (machine, versions, settings, resumption check), and, when present:
+storm.tsv (S6: round, login wrk output, /healthz latencies alone, /healthz latencies under the
+storm), idle.txt (idle_conns.py output), micro.json (Google Benchmark JSON output) and
+memory.txt (portal_auth_session_memory output).
 Writes the report to OUT.md and prints it.
 """
 import json
+import math
 import os
 import re
 import statistics
@@ -19,7 +22,12 @@ SCENARIOS = [
     ("S3", "GET /api/public/coworkers/{id}/impersonate"),
     ("S4", "hand-off: impersonate + POST /api/public/auth/login/{token}"),
     ("S5", "GET /healthz, Connection: close (new TLS connection each)"),
+    ("S6-alone", "S1 alone on the S6 server (ln=14 directory, defaults)"),
+    ("S6", "S1 during a login storm (valid logins, ln=14)"),
 ]
+GOAL_STORM_RATIO = 0.4     # S1 under the storm / S1 alone, at least
+GOAL_HEALTHZ_P99_MS = 20   # /healthz p99 under the storm, at most
+GOAL_IDLE_KIB = 32         # portal-auth RSS per idle TLS connection, at most
 SERVERS = ["portal-auth", "nginx"]
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
@@ -54,6 +62,216 @@ def parse_wrk(path):
     return out
 
 
+def parse_login(path):
+    """The login side of S6: login.lua's status counts and wrk's summary."""
+    text = open(path, errors="replace").read()
+    out = {"text": text}
+    m = re.search(r"bench-login: 2xx=(\d+) 503=(\d+) other=(\d+) codes=(\S*)", text)
+    if m:
+        out["2xx"], out["503"], out["other"] = (int(x) for x in m.groups()[:3])
+        out["codes"] = m.group(4)
+    fb = re.search(r"bench-login: first other: (.*)", text)
+    out["first_other"] = fb.group(1).strip() if fb else ""
+    rps = re.search(r"^Requests/sec:\s*([\d.]+)", text, re.M)
+    out["rps"] = float(rps.group(1)) if rps else None
+    se = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    out["sock"] = tuple(int(x) for x in se.groups()) if se else (0, 0, 0, 0)
+    return out
+
+
+def read_latencies(path):
+    """healthz_probe.py's samples: (service, added by the correction), in ms."""
+    service, added = [], []
+    if os.path.exists(path):
+        for line in open(path):
+            ms, kind = line.split()
+            (service if kind == "s" else added).append(float(ms))
+    return service, added
+
+
+def percentile(sorted_values, pct):
+    """Nearest rank: the smallest value with at least pct % of the samples at or below it."""
+    if not sorted_values:
+        return None
+    k = math.ceil(pct / 100 * len(sorted_values)) - 1
+    return sorted_values[max(0, min(len(sorted_values) - 1, k))]
+
+
+def lat_summary(values):
+    s = sorted(values)
+    return {"n": len(s), "p50": percentile(s, 50), "p99": percentile(s, 99),
+            "max": s[-1] if s else None}
+
+
+def fmt_lat(d):
+    if not d["n"]:
+        return "n/a"
+    return f"{fmt_ms(d['p50'])} / {fmt_ms(d['p99'])} / {fmt_ms(d['max'])} ({d['n']:,})"
+
+
+def fmt_corr(service, added):
+    if not service:
+        return "n/a"
+    return f"{fmt_ms(lat_summary(service + added)['p99'])} (+{len(added):,})"
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def storm_section(work, meta, runs, summary, bad_runs):
+    """Scenario S6: S1 alone and under the login storm, per round and over all rounds."""
+    path = os.path.join(work, "storm.tsv")
+    rows = [line.rstrip("\n").split("\t") for line in open(path)] if os.path.exists(path) else []
+    alone = {x["round"]: x for x in runs.get(("S6-alone", "portal-auth"), [])}
+    storm = {x["round"]: x for x in runs.get(("S6", "portal-auth"), [])}
+    if not rows:
+        return []
+    st = meta.get("storm", {})
+    L = ["## S6: login storm", "",
+         "| round | S1 alone req/s | S6 req/s (S1 under the storm) | ratio | /healthz alone "
+         "p50 / p99 / max (n) | /healthz storm p50 / p99 / max (n) | /healthz storm corrected "
+         "p99 (+added) | logins 2xx | 503 (shed) | other non-2xx | login req/s "
+         "| login socket errors |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    all_alone, all_storm, all_added = [], [], []
+    totals = {"2xx": 0, "503": 0, "other": 0}
+    codes, first_other, login_rps, sock_total = [], "", [], [0, 0, 0, 0]
+    for rnd, login_file, lat_alone_file, lat_storm_file in rows:
+        rnd = int(rnd)
+        lg = parse_login(login_file)
+        la, _ = read_latencies(lat_alone_file)
+        ls, ladd = read_latencies(lat_storm_file)
+        all_alone += la
+        all_storm += ls
+        all_added += ladd
+        if "2xx" not in lg:
+            bad_runs.append(f"S6 round {rnd}: login wrk reported no status counts:\n"
+                            + lg["text"][-600:])
+            continue
+        for k in totals:
+            totals[k] += lg[k]
+        if lg["codes"]:
+            codes.append(lg["codes"])
+        first_other = first_other or lg["first_other"]
+        if lg["rps"] is not None:
+            login_rps.append(lg["rps"])
+        sock_total = [a + b for a, b in zip(sock_total, lg["sock"])]
+        a, b = alone.get(rnd), storm.get(rnd)
+        ratio = fmt_ratio(b["rps"] / a["rps"] if a and b and a["rps"] else None)
+        sock = ", ".join(f"{n} {k}" for n, k in zip(lg["sock"], ("connect", "read", "write",
+                                                                   "timeout")) if n) or "0"
+        L.append(f"| {rnd} | {fmt_rate(a['rps']) if a else 'n/a'} | "
+                 f"{fmt_rate(b['rps']) if b else 'n/a'} | {ratio} | {fmt_lat(lat_summary(la))} | "
+                 f"{fmt_lat(lat_summary(ls))} | {fmt_corr(ls, ladd)} | {lg['2xx']:,} | "
+                 f"{lg['503']:,} | {lg['other']:,} | "
+                 f"{fmt_rate(lg['rps']) if lg['rps'] is not None else 'n/a'} | {sock} |")
+    med_alone = statistics.median(x["rps"] for x in alone.values()) if alone else None
+    med_storm = statistics.median(x["rps"] for x in storm.values()) if storm else None
+    ratio = med_storm / med_alone if med_alone and med_storm is not None else None
+    sa, ss = lat_summary(all_alone), lat_summary(all_storm)
+    sc = lat_summary(all_storm + all_added)
+    sock = ", ".join(f"{n} {k}" for n, k in zip(sock_total, ("connect", "read", "write",
+                                                              "timeout")) if n) or "0"
+    L.append(f"| **all ({len(rows)})** | **{fmt_rate(med_alone) if med_alone else 'n/a'}** | "
+             f"**{fmt_rate(med_storm) if med_storm is not None else 'n/a'}** | "
+             f"**{fmt_ratio(ratio)}** | {fmt_lat(sa)} | "
+             f"{fmt_lat(ss)} | **{fmt_corr(all_storm, all_added)}** | {totals['2xx']:,} | "
+             f"{totals['503']:,} | **{totals['other']:,}** | "
+             f"{fmt_rate(statistics.median(login_rps)) if login_rps else 'n/a'} | {sock} |")
+    p99 = sc["p99"]
+    L += ["",
+          f"- Goal S1 under the storm >= {GOAL_STORM_RATIO} x S1 alone: "
+          + (f"{fmt_ratio(ratio)} — {verdict(ratio >= GOAL_STORM_RATIO)}" if ratio is not None
+             else "n/a"),
+          f"- Goal /healthz p99 under the storm <= {GOAL_HEALTHZ_P99_MS} ms (corrected): "
+          + (f"{p99:.2f} ms — {verdict(p99 <= GOAL_HEALTHZ_P99_MS)} (service latency alone: "
+             f"{ss['p99']:.2f} ms over {ss['n']:,} requests)" if p99 is not None else "n/a"),
+          f"- Goal login side without non-2xx other than 503: {totals['other']:,}"
+          + (f" ({','.join(codes)}; first: `{first_other}`)" if totals["other"] else "")
+          + f" — {verdict(totals['other'] == 0)}; 503 (shed, expected): {totals['503']:,}; "
+          f"2xx: {totals['2xx']:,}",
+          "",
+          f"- Server: a second portal-auth with its defaults (`--threads` = hardware threads = "
+          f"{st.get('threads') or '?'}, no `--audit-log`) plus a directory of the bench's shape "
+          f"whose hashes all use scrypt ln={st.get('ln', '?')} (r=8, p=1); the first "
+          f"{st.get('accounts', '?')} customers have their own password, the others share one "
+          "(`gen_directory.py --ln --own-passwords`). Extra flags: "
+          + (f"`{st['flags']}`" if st.get("flags") else "none")
+          + " (`BENCH_HASH_THREADS` / `BENCH_HASH_QUEUE`).",
+          f"- Per round: S1 alone (`wrk -t1 -c{meta['connections']} -d{meta['duration']}s`, "
+          "bearer of the owner of team 1 on this server), then the same under the storm. The "
+          f"storm: `wrk -t1 -c{st.get('login_connections', '?')} --timeout 10s` with "
+          "`scripts/bench/login.lua`, valid logins rotating over those customers, started 0.5 s "
+          f"before the S1 run and lasting {meta['duration']} + 1 s so that it covers the whole "
+          "S1 run; its statuses are counted by the script (2xx, 503, other). **ratio**: S6 "
+          "req/s over S1-alone req/s of the same round; **all**: median over median.",
+          "- /healthz: `scripts/bench/healthz_probe.py` (Python, one keep-alive TLS connection "
+          "opened before the storm, a GET every 10 ms, one at a time) during both S1 runs of "
+          "each round. p50 / p99 / max: service latency, from sending to the whole answer "
+          "(n = requests). **corrected p99**: the same samples plus, for each answer slower than "
+          "10 ms, the waits of the requests that were due meanwhile and could not be sent (L − "
+          "10 ms, L − 20 ms, … ≥ 10 ms; + = how many were added), so that a stall counts for "
+          "the time it lasted, not once; the goal is checked on it. The **all** row pools every "
+          "sample of every round."]
+    if st.get("stderr"):
+        L.append(f"- S6 portal-auth stderr during the runs: {st['stderr']}")
+    summary["S6"] = {"s1_alone_rps_median": med_alone, "s1_storm_rps_median": med_storm,
+                     "ratio": ratio, "healthz_storm": ss, "healthz_storm_corrected": sc,
+                     "healthz_alone": sa,
+                     "login_status": totals, "login_socket_errors": sock_total}
+    return L
+
+
+def idle_section(work, meta, summary, bad_runs):
+    """Idle TLS keep-alive connections: RSS growth per connection, portal-auth and nginx."""
+    path = os.path.join(work, "idle.txt")
+    if not os.path.exists(path):
+        return []
+    text = open(path).read()
+    found = re.findall(r"bench-idle: label=(\S+) opened=(\d+) failed=(\d+) alive=(\d+) "
+                       r"rss_before_kib=(\d+) rss_after_kib=(\d+) kib_per_conn=(\S+) "
+                       r"open_seconds=(\S+)", text)
+    if not found and not text.strip():
+        return []
+    L = ["## Idle TLS connections", "",
+         "| server | connections opened / still open at the end | RSS before | RSS after "
+         "| KiB per idle connection | goal |",
+         "|---|---:|---:|---:|---:|---|"]
+    for label, opened, failed, alive, before, after, per, secs in found:
+        opened, failed, alive = int(opened), int(failed), int(alive)
+        per_f = float(per)
+        goal = (f"<= {GOAL_IDLE_KIB} KiB per idle connection: "
+                f"{verdict(per_f <= GOAL_IDLE_KIB)}") if label == "portal-auth" else "reference"
+        L.append(f"| {label} | {opened:,} / {alive:,}"
+                 + (f" ({failed:,} failed to open)" if failed else "")
+                 + f" | {int(before) / 1024:.1f} MiB | {int(after) / 1024:.1f} MiB | "
+                 f"**{per_f:.1f}** | {goal} |")
+        summary[f"idle/{label}"] = {"opened": opened, "failed": failed, "alive": alive,
+                                    "rss_before_kib": int(before), "rss_after_kib": int(after),
+                                    "kib_per_conn": per_f, "open_seconds": float(secs)}
+        if failed or alive != opened:
+            bad_runs.append(f"idle {label}: {failed} connections failed to open, "
+                            f"{opened - alive} closed before the end")
+    idle = meta.get("idle", {})
+    L += ["",
+          f"- `scripts/bench/idle_conns.py` (Python ssl + socket) opens {idle.get('count', '?'):,} "
+          "TLS connections one after another; each completes its handshake and one `GET "
+          "/healthz`, then stays open and idle. RSS is `VmRSS` of `/proc/PID/status` (the "
+          "nginx worker's for nginx), read 1 s after the last activity, before and after; "
+          "**KiB per idle connection** = (after - before) / connections. 8 connections opened "
+          "and closed first put one-time set-up into the baseline.",
+          f"- portal-auth: a fresh server (`--threads {meta['threads']} --max-connections "
+          f"{idle.get('count', 0) + 1000} --idle-timeout 600`, the ln=4 bench directory); nginx: "
+          "the worker that served the HTTP scenarios, `keepalive_timeout 75s`."]
+    for line in text.splitlines():
+        if not line.startswith("bench-idle: label="):
+            L.append(f"- idle_conns.py: {line}")
+    if idle.get("stderr"):
+        L.append(f"- idle portal-auth stderr: {idle['stderr']}")
+    return L
+
+
 def fmt_ms(v):
     if v is None:
         return "n/a"
@@ -61,7 +279,11 @@ def fmt_ms(v):
 
 
 def fmt_rate(v):
-    return f"{v:,.0f}"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2f}"  # a collapsed S6 can be below 1 req/s
+
+
+def fmt_ratio(v):
+    return "n/a" if v is None else f"{v:.3f}" if v >= 0.001 else f"{v:.1e}"
 
 
 def micro_table(path, version):
@@ -141,6 +363,13 @@ def main():
                                           "cpu_s_per_1k": cpu_k, "non2xx": non2xx,
                                           "socket_errors": sock}
 
+    # The sections first: they add their failures to bad_runs, listed under the main table.
+    sections = [storm_section(work, meta, runs, summary, bad_runs),
+                idle_section(work, meta, summary, bad_runs)]
+    main_rows = len(L) > 2
+    nginx_rows = any(server == "nginx" for _, server in runs)
+    pa_rows = any(server == "portal-auth" and not sid.startswith("S6") for sid, server in runs)
+
     notes = []
     notes.append(f"- {meta['runs']} runs per row (`wrk -t1 -c{meta['connections']} "
                  f"-d{meta['duration']}s --latency`), in {meta['runs']} rounds of every scenario; "
@@ -152,16 +381,23 @@ def main():
                  "its completed requests × 1000, median over runs (1 s per 1k = 1 ms per request).")
     notes.append("- **errors**: sums over the runs of wrk's `Non-2xx or 3xx responses` (counts "
                  "status ≥ 400) and `Socket errors` lines.")
-    notes.append(f"- portal-auth: `--threads {meta['threads']}`, audit log to a file in the work "
-                 "directory (default `--audit-fsync batch`), and **`--impersonation-issue-limit 0`** "
-                 "for S3/S4: at the default of 30 tokens per actor per minute nearly every "
-                 "request of those scenarios would be a 429. One server process serves all "
-                 "scenarios; the limit is consulted only by the impersonation endpoints.")
-    notes.append(f"- nginx: {meta['nginx_version']}, 1 worker, `return 200` of a "
-                 f"{meta['health_body_bytes']}-byte JSON body (the size of portal-auth's "
-                 "`/healthz` answer) with the same `Cache-Control`, `Strict-Transport-Security` "
-                 "and `X-Content-Type-Options` headers, same certificate, TLS 1.2/1.3, session "
-                 "tickets on (`scripts/bench/nginx.conf.template`).")
+    if ("S6", "portal-auth") in runs:
+        notes.append("- S6 rows: the CPU column divides all the S6 server's CPU time, the "
+                     "logins' scrypt included, by the S1 requests alone.")
+    if pa_rows:
+        notes.append(f"- portal-auth: `--threads {meta['threads']}`, audit log to a file in the work "
+                     "directory (default `--audit-fsync batch`), and "
+                     "**`--impersonation-issue-limit 0`** for S3/S4: at the default of 30 tokens "
+                     "per actor per minute nearly every request of those scenarios would be a "
+                     "429. One server process serves S0–S5; the limit is consulted only by the "
+                     "impersonation endpoints. S6 has a server of its own (below).")
+    if nginx_rows or "idle/nginx" in summary:
+        notes.append(f"- nginx: {meta['nginx_version']}, 1 worker, `return 200` of a "
+                     f"{meta['health_body_bytes']}-byte JSON body (the size of portal-auth's "
+                     "`/healthz` answer) with the same `Cache-Control`, "
+                     "`Strict-Transport-Security` and `X-Content-Type-Options` headers, same "
+                     "certificate, TLS 1.2/1.3, session tickets on "
+                     "(`scripts/bench/nginx.conf.template`).")
     s4 = runs.get(("S4", "portal-auth"), [])
     if s4:
         parts = []
@@ -198,13 +434,19 @@ def main():
              f"after: {meta.get('load_after', '?')}")
     H.append(f"- versions: {meta['wrk_version']}; {meta['nginx_version']}; {meta['openssl_version']}; "
              f"{meta['compiler']}")
-    H.append(f"- mode: {meta['mode']}; directory: 1,000 teams, 20,000 customers, 25,000 profiles "
-             "(scrypt ln=4); certificate ECDSA P-256; everything on 127.0.0.1, wrk and the "
-             "servers share the machine's cores")
+    run_parts = meta.get("parts", [])
+    H.append(f"- mode: {meta['mode']}; parts: {', '.join(run_parts) if run_parts else 'all'}; "
+             "directory: 1,000 teams, 20,000 customers, 25,000 profiles (scrypt ln=4"
+             + (f"; S6: ln={meta['storm']['ln']}" if "S6" in run_parts else "")
+             + "); certificate ECDSA P-256; everything on 127.0.0.1, wrk and the servers share "
+             "the machine's cores")
     H.append("")
-    H.append("## HTTP scenarios")
-    H.append("")
-    text = H + L + [""] + notes
+    text = H
+    if main_rows or bad_runs:
+        text += ["## HTTP scenarios", ""] + (L + [""] if main_rows else []) + notes
+    for section in sections:
+        if section:
+            text += [""] + section
 
     micro_path = os.path.join(work, "micro.json")
     if os.path.exists(micro_path):

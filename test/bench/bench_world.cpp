@@ -92,12 +92,12 @@ std::shared_ptr<const token_signer> make_signer() {
 
 world::world()
     : dir(load_bench_directory()), signer(make_signer()),
-      service(service_config{}, dir, signer, sessions, audit), handler(service) {
+      service(service_config{}, dir, signer, {store, store, audit, passwords}), handler(service) {
     const auto now = clock_type::now();
-    auto issued = sessions.create(session_data{.customer = 100001, .profile = 200001}, now,
-                                  std::chrono::hours(24));
+    auto issued = store.sessions().create(session_data{.customer = 100001, .profile = 200001}, now,
+                                          std::chrono::hours(24));
     owner_access_token = issued.access_token;
-    auto found = sessions.find_by_access_token(owner_access_token, now);
+    auto found = store.sessions().find_by_access_token(owner_access_token, now);
     if (!found)
         throw std::runtime_error("bench world: the owner's session is not found");
     owner_session = *found;

@@ -5,9 +5,12 @@
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/auth_service.hpp>
 #include <portal_auth/directory.hpp>
+#include <portal_auth/memory_store.hpp>
+#include <portal_auth/password_verifier.hpp>
 #include <portal_auth/request_handler.hpp>
-#include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include <memory>
 #include <string>
@@ -32,8 +35,10 @@ std::string numbered(std::string_view prefix, long long n, std::string_view suff
 struct world {
     std::shared_ptr<const directory> dir;
     std::shared_ptr<const token_signer> signer;
-    session_store sessions;
+    boost::asio::io_context ioc{1}; // runs the handler's coroutines, one request at a time
+    memory_store store;
     audit_log audit;
+    password_verifier passwords{ioc.get_executor()};
     auth_service service;
     request_handler handler;
     // A session of the owner of team 1 (customer 100001, profile 200001).

@@ -1,7 +1,8 @@
 // portal-auth micro-benchmarks: the per-request building blocks measured without sockets.
 // Run by scripts/bench.sh; alone: build-bench/test/bench/portal_auth_micro --benchmark_min_time=0.2
-#include <portal_auth/router.hpp>
-
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/object.hpp>
@@ -16,12 +17,14 @@
 #include <vector>
 
 #include "bench_world.hpp"
+#include "router.hpp"
 
 #include <benchmark/benchmark.h>
 
 namespace {
 
 using namespace portal_auth;
+namespace asio = boost::asio;
 namespace http = boost::beast::http;
 
 // --- session store ------------------------------------------------------------------------------
@@ -71,6 +74,44 @@ void BM_SessionLookup(benchmark::State& state) {
     state.counters["sessions"] = static_cast<double>(fixture.store.size());
 }
 BENCHMARK(BM_SessionLookup)->Arg(1000)->Arg(1000000);
+
+// The same lookup through memory_store's awaitable, awaited by a coroutine that makes many
+// lookups: the cost of the awaitable layer (a frame per call, completing inline) over the call.
+asio::awaitable<void> await_lookups(memory_store& store, const std::vector<std::string>& tokens,
+                                    std::size_t count, std::size_t& found) {
+    const auto now = clock_type::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        auto session = co_await store.find_by_access_token(tokens[i % tokens.size()], now);
+        found += session && *session ? 1 : 0;
+    }
+}
+
+void BM_SessionLookupAwaitable(benchmark::State& state) {
+    static memory_store store;
+    static std::vector<std::string> tokens = [] {
+        std::vector<std::string> t;
+        const auto now = clock_type::now();
+        for (std::size_t i = 0; i < 1000; ++i)
+            t.push_back(
+                store.sessions()
+                    .create(session_data{.customer = 100001, .profile = 200001}, now, session_ttl)
+                    .access_token);
+        std::shuffle(t.begin(), t.end(), std::mt19937_64(42));
+        return t;
+    }();
+    asio::io_context ioc{1};
+    constexpr std::size_t batch = 1000;
+    std::size_t found = 0;
+    for (auto _ : state) {
+        asio::co_spawn(ioc, await_lookups(store, tokens, batch, found), asio::detached);
+        ioc.restart();
+        ioc.run();
+    }
+    if (found != batch * static_cast<std::size_t>(state.iterations()))
+        state.SkipWithError("a session was not found");
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
+}
+BENCHMARK(BM_SessionLookupAwaitable);
 
 // Unknown token of the right shape: decode, shard lookup, miss.
 void BM_SessionLookupUnknown(benchmark::State& state) {
@@ -264,6 +305,14 @@ BENCHMARK(BM_RouterMatch)->ArgName("misses")->Arg(0)->Arg(1);
 
 // --- the whole handler, no sockets -------------------------------------------------------------
 
+// One request through the handler's coroutines, run to completion on the world's io_context:
+// the cost includes the coroutine frames and the awaitable store calls, which complete inline.
+asio::awaitable<void> answer_into(const request_handler& handler, http_request req,
+                                  http_response& out) {
+    request_context context{"127.0.0.1:40000", clock_type::now()};
+    out = co_await handler(std::move(req), std::move(context));
+}
+
 void run_handler(benchmark::State& state, const char* target, bool with_bearer) {
     auto& w = bench::shared_world();
     http_request req{http::verb::get, target, 11};
@@ -272,7 +321,10 @@ void run_handler(benchmark::State& state, const char* target, bool with_bearer) 
         req.set(http::field::authorization, "Bearer " + w.owner_access_token);
     std::size_t body = 0;
     for (auto _ : state) {
-        auto res = w.handler.handle(req, call_context{"127.0.0.1:40000", clock_type::now()});
+        http_response res;
+        asio::co_spawn(w.ioc, answer_into(w.handler, req, res), asio::detached);
+        w.ioc.restart();
+        w.ioc.run();
         if (res.result() != http::status::ok)
             state.SkipWithError("handler did not answer 200");
         body = res.body().size();

@@ -18,8 +18,6 @@
 #include <portal_auth/directory.hpp>
 #include <portal_auth/password_hash.hpp>
 #include <portal_auth/request_handler.hpp>
-#include <portal_auth/response_serializer.hpp>
-#include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -44,6 +42,7 @@
 #include <vector>
 
 #include "fuzz_world.hpp"
+#include "response_serializer.hpp"
 
 namespace {
 
@@ -62,10 +61,10 @@ void substitute_markers(std::string& text, world& w) {
     if (has(text, "@TOKEN@") || has(text, "@REFRESH@") || has(text, "@IMPTOKEN@")) {
         signed_in_session alice = w.login("alice@acme.test", "alice-pw");
         if (has(text, "@IMPTOKEN@")) {
-            auto actor = w.service.authenticate(alice.tokens.access_token, the_call);
+            auto actor = w.run(w.service.authenticate(alice.tokens.access_token, the_call));
             if (!actor)
                 fail("world: fresh session does not authenticate");
-            auto token = w.service.impersonate_coworker(*actor, 12, the_call);
+            auto token = w.run(w.service.impersonate_coworker(*actor, 12, the_call));
             if (!token)
                 fail("world: alice cannot impersonate carol");
             replace_all(text, "@IMPTOKEN@", *token);
@@ -174,7 +173,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto request = parse_request(input);
     if (!request)
         return 0;
-    http_response response = w.handler.handle(*request, the_call);
+    http_response response = w.run(w.handler(*request, the_call));
     check_response(*request, response);
     return 0;
 }

@@ -15,7 +15,6 @@
 #include <portal_auth/directory.hpp>
 #include <portal_auth/password_hash.hpp>
 #include <portal_auth/request_handler.hpp>
-#include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
 
 #include <boost/beast/http/field.hpp>
@@ -103,7 +102,7 @@ std::string_view string_field(const json::value& body, std::string_view key,
 void check_session_object(world& w, const json::value& body, const http_response& res) {
     auto token = string_field(body, "accessToken", res.body());
     auto customer = int_field(body, "customerId", res.body());
-    auto session = w.service.authenticate(token, the_call);
+    auto session = w.run(w.service.authenticate(token, the_call));
     if (!session || session->data.customer != customer)
         fail("200 session object whose access token does not authenticate as its customer",
              res.body());
@@ -121,22 +120,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     replace_all(body, "@REFRESH@", alice.tokens.refresh_token);
 
     {
-        auto res = w.handler.handle(make_request(http::verb::post, "/api/public/auth/login", body),
-                                    the_call);
+        auto res = w.run(
+            w.handler(make_request(http::verb::post, "/api/public/auth/login", body), the_call));
         auto json_body = checked(res, "login");
         if (res.result_int() == 200)
             check_session_object(w, json_body, res);
     }
     {
         auto res =
-            w.handler.handle(make_request(http::verb::put, "/api/public/coworkers/profiles/current",
-                                          body, bob.tokens.access_token),
-                             the_call);
+            w.run(w.handler(make_request(http::verb::put, "/api/public/coworkers/profiles/current",
+                                         body, bob.tokens.access_token),
+                            the_call));
         auto json_body = checked(res, "switch profile");
         if (res.result_int() == 401)
             fail("bob's live bearer token refused", res.body());
         if (res.result_int() == 200) {
-            auto now = w.service.authenticate(bob.tokens.access_token, the_call);
+            auto now = w.run(w.service.authenticate(bob.tokens.access_token, the_call));
             auto profile = int_field(json_body, "profileId", res.body());
             const auto* p = shared().dir->find_profile(profile);
             if (!now || now->data.profile != profile || !p || p->customer != 101)
@@ -145,14 +144,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     }
     {
-        auto res = w.handler.handle(
-            make_request(http::verb::post, "/api/public/auth/refresh", body), the_call);
+        auto res = w.run(
+            w.handler(make_request(http::verb::post, "/api/public/auth/refresh", body), the_call));
         auto json_body = checked(res, "refresh");
         if (res.result_int() == 200) {
             check_session_object(w, json_body, res);
             if (int_field(json_body, "customerId", res.body()) != 100)
                 fail("refresh of alice's token answered for someone else", res.body());
-            if (w.service.authenticate(alice.tokens.access_token, the_call))
+            if (w.run(w.service.authenticate(alice.tokens.access_token, the_call)))
                 fail("refresh left the old access token working", res.body());
         }
     }

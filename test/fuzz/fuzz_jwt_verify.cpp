@@ -9,7 +9,6 @@
 //  3. when the input is a JSON object, verify(sign(x)) must give x back.
 // Whatever verify() returns is passed to check_registered_claims, which must answer success or
 // one of its documented errors, and success only for an unexpired exp.
-#include <portal_auth/base64.hpp>
 #include <portal_auth/error.hpp>
 #include <portal_auth/token_signer.hpp>
 
@@ -31,6 +30,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "base64.hpp"
 
 namespace {
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "base64.hpp"
+
 namespace {
 
 using namespace portal_auth;

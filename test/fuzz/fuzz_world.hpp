@@ -5,9 +5,12 @@
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/auth_service.hpp>
 #include <portal_auth/directory.hpp>
+#include <portal_auth/memory_store.hpp>
+#include <portal_auth/password_verifier.hpp>
 #include <portal_auth/request_handler.hpp>
-#include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -50,18 +53,27 @@ inline const shared_parts& shared() {
 }
 
 // A fixed clock (2030-03-17) keeps every run reproducible.
-inline const call_context the_call{"192.0.2.7:40000",
-                                   clock_type::time_point(std::chrono::seconds(1'900'000'000))};
+inline const request_context the_call{"192.0.2.7:40000",
+                                      clock_type::time_point(std::chrono::seconds(1'900'000'000))};
 
-// One service per input.
+// One service per input, on one thread: scrypt "runs on the pool" by a post to the same
+// io_context, so a run is deterministic.
 struct world {
-    session_store sessions{4};
+    boost::asio::io_context ioc{1};
+    memory_store store{4};
     audit_log audit{256};
-    auth_service service{service_config{}, shared().dir, shared().signer, sessions, audit};
+    password_verifier passwords{ioc.get_executor()};
+    auth_service service{service_config{}, shared().dir, shared().signer,
+                         service_dependencies{store, store, audit, passwords}};
     request_handler handler{service};
 
+    // Runs an awaitable of the service or the handler to its end.
+    template <class T> T run(boost::asio::awaitable<T> op) {
+        return test::run_on(ioc, std::move(op));
+    }
+
     signed_in_session login(std::string_view email, std::string_view password) {
-        auto s = service.login(email, password, the_call);
+        auto s = run(service.login(email, password, the_call));
         if (!s)
             fail("world: login failed", email);
         return *s;

@@ -5,10 +5,15 @@
 #include <portal_auth/server.hpp>
 #include <portal_auth/tls_context.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
@@ -17,6 +22,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +46,15 @@ boost::system::result<asio::ssl::context> application_tls_context() {
     return tls;
 }
 
+// The application's way to bound a server's life: whichever ends first, the server or the timer
+// (|| cancels the other with terminal cancellation).
+asio::awaitable<void> serve_until(server& srv, std::chrono::milliseconds limit, bool& timer_won) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+    auto which = co_await (srv.run() || timer.async_wait(asio::use_awaitable));
+    timer_won = which.index() == 1;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(embedding)
@@ -51,7 +66,7 @@ BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
 
     asio::io_context ioc; // the application's, run by the application's thread
     server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
-               deps.handler, server_config{.shutdown_grace = std::chrono::seconds(2)});
+               std::ref(deps.handler), server_config{.shutdown_grace = std::chrono::seconds(2)});
     bool run_completed = false;
     asio::co_spawn(ioc, srv.run(), [&](std::exception_ptr e) {
         BOOST_TEST(!e);
@@ -72,6 +87,82 @@ BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
     BOOST_TEST(srv.connection_count() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(run_raced_against_a_timer_closes_everything_when_the_timer_fires) {
+    test::service_fixture deps;
+    auto tls = application_tls_context();
+    BOOST_TEST_REQUIRE(tls.has_value());
+    asio::io_context ioc;
+    server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
+               std::ref(deps.handler), server_config{.shutdown_grace = std::chrono::seconds(30)});
+    bool timer_won = false;
+    bool completed = false;
+    asio::co_spawn(ioc, serve_until(srv, std::chrono::milliseconds(300), timer_won),
+                   [&](std::exception_ptr e) {
+                       BOOST_TEST(!e);
+                       completed = true;
+                   });
+    std::thread app_thread([&] { ioc.run(); });
+    test::https_client client(srv.local_endpoint().port());
+    BOOST_TEST(client.get("/healthz").status == 200u);
+    // The keep-alive connection stays open; terminal cancellation closes it at once, long
+    // before the 30 s grace.
+    const auto start = std::chrono::steady_clock::now();
+    app_thread.join();
+    BOOST_TEST(completed);
+    BOOST_TEST(timer_won);
+    BOOST_TEST(srv.connection_count() == 0u);
+    BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(5)));
+    BOOST_TEST(client.receive_until_close(std::chrono::seconds(5)).empty());
+}
+
+BOOST_AUTO_TEST_CASE(total_cancellation_is_a_graceful_stop) {
+    test::service_fixture deps;
+    auto tls = application_tls_context();
+    BOOST_TEST_REQUIRE(tls.has_value());
+    asio::io_context ioc;
+    server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
+               std::ref(deps.handler), server_config{.shutdown_grace = std::chrono::seconds(30)});
+    asio::cancellation_signal stop_signal;
+    bool completed = false;
+    asio::co_spawn(ioc, srv.run(),
+                   asio::bind_cancellation_slot(stop_signal.slot(), [&](std::exception_ptr e) {
+                       BOOST_TEST(!e);
+                       completed = true;
+                   }));
+    std::thread app_thread([&] { ioc.run(); });
+    {
+        test::https_client idle(srv.local_endpoint().port());
+        BOOST_TEST(idle.get("/healthz").status == 200u);
+        // A login in flight: its verification waits behind a job that holds the only hashing
+        // thread until released.
+        std::promise<void> release;
+        std::shared_future<void> released = release.get_future().share();
+        asio::post(deps.hashing, [released] { released.wait(); });
+        test::https_client busy(srv.local_endpoint().port());
+        const std::string login = test::login_body("bob@acme.test", "bob-pw");
+        busy.send_raw("POST /api/public/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                      std::to_string(login.size()) + "\r\n\r\n" + login);
+        const auto wait_limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (deps.passwords.waiting() == 0 && std::chrono::steady_clock::now() < wait_limit)
+            std::this_thread::yield();
+        BOOST_TEST_REQUIRE(deps.passwords.waiting() == 1u);
+
+        asio::post(ioc, [&] { stop_signal.emit(asio::cancellation_type::total); });
+        // The idle connection is closed at once, without an answer.
+        const auto start = std::chrono::steady_clock::now();
+        BOOST_TEST(idle.receive_until_close(std::chrono::seconds(10)).empty());
+        BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(5)));
+        // The login in flight finishes and is answered, with Connection: close.
+        release.set_value();
+        std::string answer = busy.receive_until_close(std::chrono::seconds(10));
+        BOOST_TEST(answer.starts_with("HTTP/1.1 200 OK"), answer);
+        BOOST_TEST(answer.find("Connection: close") != std::string::npos, answer);
+    }
+    app_thread.join();
+    BOOST_TEST(completed);
+    BOOST_TEST(srv.connection_count() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(connections_spread_over_one_io_context_per_thread) {
     test::service_fixture deps;
     auto tls = application_tls_context();
@@ -84,7 +175,8 @@ BOOST_AUTO_TEST_CASE(connections_spread_over_one_io_context_per_thread) {
     server_config config{.shutdown_grace = std::chrono::seconds(2)};
     config.connection_executors = {first_ioc.get_executor(), second_ioc.get_executor()};
     server srv(acceptor_ioc.get_executor(), *tls,
-               tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), deps.handler, config);
+               tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), std::ref(deps.handler),
+               config);
     asio::co_spawn(acceptor_ioc, srv.run(), [&](std::exception_ptr e) {
         BOOST_TEST(!e);
         guard_first.reset();
@@ -132,7 +224,8 @@ asio::awaitable<void> own_beast_session(tcp::socket socket, const request_handle
     http_request req;
     stream.expires_after(std::chrono::seconds(10));
     co_await http::async_read(stream, buffer, req, asio::use_awaitable);
-    auto res = handler.handle(req, call_context{"embedded", std::chrono::system_clock::now()});
+    request_context context{"embedded", std::chrono::system_clock::now()};
+    auto res = co_await handler(std::move(req), std::move(context));
     co_await http::async_write(stream, res, asio::use_awaitable);
 }
 
@@ -168,8 +261,8 @@ BOOST_AUTO_TEST_CASE(handler_inside_the_applications_own_beast_server) {
     auto body = boost::json::parse(res.body()).as_object();
     BOOST_TEST(body.at("customerId").as_int64() == 100);
     // The session made through the embedded path is the same store's: it authenticates.
-    auto session = deps.service.authenticate(body.at("accessToken").as_string(),
-                                             {"embedded", std::chrono::system_clock::now()});
+    auto session = test::run_sync(deps.service.authenticate(
+        body.at("accessToken").as_string(), {"embedded", std::chrono::system_clock::now()}));
     BOOST_TEST(session.has_value());
 }
 

@@ -138,10 +138,18 @@ std::string read_file(const std::filesystem::path& path) {
     return text.str();
 }
 
-service_fixture::service_fixture(service_config config)
+boost::asio::io_context& sync_context() {
+    thread_local boost::asio::io_context ioc;
+    return ioc;
+}
+
+service_fixture::service_fixture(service_config config, std::size_t hash_queue)
     : signer(std::make_shared<const token_signer>(
           std::vector<signing_key>{make_random_signing_key("test-key")})),
-      service(config, test_directory(), signer, sessions, audit), handler(service) {}
+      passwords(hashing.get_executor(), hash_queue),
+      service(config, test_directory(), signer,
+              {.sessions = store, .counters = store, .audit = audit, .passwords = passwords}),
+      handler(service) {}
 
 running_server::running_server(service_config config, server_config server_cfg,
                                std::string audit_path)
@@ -149,8 +157,8 @@ running_server::running_server(service_config config, server_config server_cfg,
     if (!audit_path.empty())
         BOOST_REQUIRE(!fixture_.audit.open_file(audit_path));
     server_.emplace(ioc_.get_executor(), tls_,
-                    tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), fixture_.handler,
-                    std::move(server_cfg));
+                    tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
+                    std::ref(fixture_.handler), std::move(server_cfg));
     port_ = server_->local_endpoint().port();
     asio::co_spawn(ioc_, server_->run(), [this](std::exception_ptr e) {
         BOOST_CHECK(!e);

@@ -4,26 +4,33 @@
 
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/auth_service.hpp>
+#include <portal_auth/memory_store.hpp>
+#include <portal_auth/password_verifier.hpp>
 #include <portal_auth/request_handler.hpp>
 #include <portal_auth/server.hpp>
-#include <portal_auth/session_store.hpp>
 #include <portal_auth/token_signer.hpp>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "test_world.hpp"
 
 namespace portal_auth::test {
 
@@ -56,14 +63,26 @@ private:
 void write_file(const std::filesystem::path& path, std::string_view content);
 std::string read_file(const std::filesystem::path& path);
 
-// The whole service in-process, without sockets.
+// This thread's io_context for run_sync.
+boost::asio::io_context& sync_context();
+
+// Runs an awaitable to its end on this thread's io_context (see run_on in test_world.hpp).
+template <class T> T run_sync(boost::asio::awaitable<T> op) {
+    return run_on(sync_context(), std::move(op));
+}
+
+// The whole service in-process, without sockets: the in-memory store, the audit ring and a
+// one-thread hashing pool.
 struct service_fixture {
-    explicit service_fixture(service_config config = {});
+    explicit service_fixture(service_config config = {}, std::size_t hash_queue = 64);
     std::shared_ptr<const token_signer> signer;
-    session_store sessions;
+    memory_store store;
     audit_log audit;
+    boost::asio::thread_pool hashing{1};
+    password_verifier passwords;
     auth_service service;
     request_handler handler;
+    session_store& sessions() { return store.sessions(); }
 };
 
 // The service behind a real TLS listener on 127.0.0.1:0, run by two threads.
@@ -75,7 +94,7 @@ public:
     unsigned short port() const { return port_; }
     auth_service& service() { return fixture_.service; }
     audit_log& audit() { return fixture_.audit; }
-    session_store& sessions() { return fixture_.sessions; }
+    session_store& sessions() { return fixture_.sessions(); }
     const token_signer& signer() { return *fixture_.signer; }
     server& listener() { return *server_; }
     // Stops and waits (bounded) for run() to complete; true when it did.

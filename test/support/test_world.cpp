@@ -4,6 +4,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 
@@ -59,6 +60,18 @@ std::string make_test_directory_json(scrypt_params cost) {
     return boost::json::serialize(boost::json::object{{"customers", std::move(customers)},
                                                       {"teams", std::move(teams)},
                                                       {"profiles", std::move(profiles)}});
+}
+
+void detail::run_bounded(boost::asio::io_context& ioc) {
+    ioc.restart();
+    ioc.run_for(std::chrono::seconds(10));
+}
+
+void detail::check_completion(const std::exception_ptr& error, bool done) {
+    if (error)
+        std::rethrow_exception(error);
+    if (!done)
+        throw std::runtime_error("the operation did not complete within 10 s");
 }
 
 } // namespace portal_auth::test

@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(ring_is_newest_first_and_bounded) {
     for (int i = 0; i < 5; ++i) {
         audit_event e = login();
         e.event = "event." + std::to_string(i);
-        BOOST_TEST(!log.record(e, fixed_time + std::chrono::seconds(i)));
+        BOOST_TEST(!log.write(e, fixed_time + std::chrono::seconds(i)));
     }
     auto all = log.recent(10);
     BOOST_TEST_REQUIRE(all.size() == 3u);
@@ -145,11 +145,11 @@ BOOST_AUTO_TEST_CASE(file_gets_one_line_per_event) {
     {
         audit_log log(10);
         BOOST_TEST_REQUIRE(!log.open_file(file.path));
-        BOOST_TEST(!log.record(login(), fixed_time));
+        BOOST_TEST(!log.write(login(), fixed_time));
         audit_event denied = login();
         denied.event = "login.failed";
         denied.reason = "bad_password";
-        BOOST_TEST(!log.record(denied, fixed_time + 1s));
+        BOOST_TEST(!log.write(denied, fixed_time + 1s));
         // Written through on return, before the log is destroyed.
         BOOST_TEST(lines_of(file.content()).size() == 2u);
     }
@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(file_gets_one_line_per_event) {
         // Reopening appends rather than truncating.
         audit_log log(10);
         BOOST_TEST_REQUIRE(!log.open_file(file.path));
-        BOOST_TEST(!log.record(login("10.0.0.1:1"), fixed_time + 2s));
+        BOOST_TEST(!log.write(login("10.0.0.1:1"), fixed_time + 2s));
     }
     const std::string content = file.content();
     BOOST_TEST(content.back() == '\n');
@@ -174,7 +174,7 @@ BOOST_AUTO_TEST_CASE(torn_last_line_is_terminated_on_open) {
     file.write("{\"time\":\"2026-11-25T17:21:43.123Z\",\"ev");
     audit_log log(10);
     BOOST_TEST_REQUIRE(!log.open_file(file.path));
-    BOOST_TEST(!log.record(login(), fixed_time));
+    BOOST_TEST(!log.write(login(), fixed_time));
     auto lines = lines_of(file.content());
     BOOST_TEST_REQUIRE(lines.size() == 2u);
     BOOST_TEST(lines[0] == "{\"time\":\"2026-11-25T17:21:43.123Z\",\"ev");
@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(torn_last_line_is_terminated_on_open) {
     clean.write("{}\n");
     audit_log other(10);
     BOOST_TEST_REQUIRE(!other.open_file(clean.path));
-    BOOST_TEST(!other.record(login(), fixed_time));
+    BOOST_TEST(!other.write(login(), fixed_time));
     BOOST_TEST(clean.content() == "{}\n" + format_audit_line(login(), fixed_time) + "\n");
 }
 
@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(open_failure_reports_errno) {
     BOOST_TEST(ec.value() == ENOENT);
     BOOST_TEST((ec.category() == boost::system::system_category()));
     // Recording still works without a file.
-    BOOST_TEST(!log.record(login(), fixed_time));
+    BOOST_TEST(!log.write(login(), fixed_time));
     BOOST_TEST(log.recent(1).size() == 1u);
 }
 

@@ -1,4 +1,3 @@
-#include <portal_auth/base64.hpp>
 #include <portal_auth/error.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -6,6 +5,8 @@
 #include <random>
 #include <string>
 #include <string_view>
+
+#include "base64.hpp"
 
 using namespace portal_auth;
 

@@ -1,7 +1,5 @@
 // json_writer against Boost.JSON: the same text as json::serialize for nested documents, every
 // escaped character, numbers at their limits and optional values.
-#include <portal_auth/json_writer.hpp>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -11,6 +9,8 @@
 #include <limits>
 #include <optional>
 #include <string>
+
+#include "json_writer.hpp"
 
 using namespace portal_auth;
 namespace json = boost::json;

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "base64.hpp"
+
 using namespace portal_auth;
 
 namespace {

@@ -155,7 +155,7 @@ const std::vector<std::string> session_info_keys{"customerId", "expiresAt", "imp
 
 // The service behind its handler, and a way to call it.
 struct world : test::service_fixture {
-    call_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
+    request_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
 
     http_response request(http::verb method, std::string_view target, std::string body = {},
                           std::optional<std::string> authorization = std::nullopt) {
@@ -168,7 +168,7 @@ struct world : test::service_fixture {
             req.body() = std::move(body);
         }
         req.prepare_payload();
-        return handler.handle(req, call);
+        return test::run_sync(handler(req, call));
     }
 
     http_response get(std::string_view target, std::string_view token = {}) {
@@ -250,7 +250,8 @@ BOOST_AUTO_TEST_CASE(problem_response_shape) {
 
     auto unauthorized = make_problem_response(http::status::unauthorized, "about:blank", "who?");
     check_unauthorized(unauthorized, realm_only);
-    auto presented = make_problem_response(http::status::unauthorized, "about:blank", "who?", 11, true, true);
+    auto presented =
+        make_problem_response(http::status::unauthorized, "about:blank", "who?", 11, true, true);
     check_unauthorized(presented, realm_invalid_token);
 }
 
@@ -327,11 +328,11 @@ BOOST_AUTO_TEST_CASE(login_expiry_follows_the_configured_ttl) {
     service_config cfg;
     cfg.session_ttl = 900s;
     test::service_fixture f(cfg);
-    call_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
+    request_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
     http_request req{http::verb::post, "/api/public/auth/login", 11};
     req.body() = test::login_body("carol@acme.test", "carol-pw");
     req.prepare_payload();
-    auto res = f.handler.handle(req, call);
+    auto res = test::run_sync(f.handler(req, call));
     check_json_ok(res);
     BOOST_TEST(int_member(body_object(res), "expiresIn") == 900);
 }
@@ -542,7 +543,7 @@ BOOST_AUTO_TEST_CASE(login_bad_requests) {
             http_request req{http::verb::post, "/api/public/auth/login", 11};
             req.body() = body;
             req.prepare_payload();
-            check_bad_request(w.handler.handle(req, w.call), field);
+            check_bad_request(test::run_sync(w.handler(req, w.call)), field);
         }
     }
 }
@@ -564,7 +565,7 @@ BOOST_AUTO_TEST_CASE(refresh_bad_requests) {
             http_request req{http::verb::post, "/api/public/auth/refresh", 11};
             req.body() = body;
             req.prepare_payload();
-            check_bad_request(w.handler.handle(req, w.call), field);
+            check_bad_request(test::run_sync(w.handler(req, w.call)), field);
         }
     }
 }
@@ -760,7 +761,7 @@ BOOST_AUTO_TEST_CASE(coworker_impersonation_denials) {
     world w;
     std::string alice = w.alice();
     check_problem(w.get("/api/public/coworkers/13/impersonate", alice), 403,
-                  urn("role-forbidden")); // owner -> owner
+                  urn("role-forbidden"));                                     // owner -> owner
     check_problem(w.get("/api/public/coworkers/10/impersonate", alice), 403); // self
     check_problem(w.get("/api/public/coworkers/14/impersonate", alice), 403,
                   urn("operator-target")); // operator
@@ -819,8 +820,8 @@ BOOST_AUTO_TEST_CASE(operator_impersonation) {
 BOOST_AUTO_TEST_CASE(audit_events_newest_first) {
     world w;
     std::string olga = w.olga();
-    check_problem(w.post("/api/public/auth/login", test::login_body("alice@acme.test", "bad")),
-                  401, urn("invalid-credentials"));
+    check_problem(w.post("/api/public/auth/login", test::login_body("alice@acme.test", "bad")), 401,
+                  urn("invalid-credentials"));
     w.bob();
 
     auto res = w.get("/api/sys/audit?limit=2", olga);

@@ -2,7 +2,6 @@
 // service sends (JSON, problem+json with WWW-Authenticate, 204 without a body, Connection: close,
 // HTTP/1.0, a custom reason), and appending to a reused buffer.
 #include <portal_auth/request_handler.hpp>
-#include <portal_auth/response_serializer.hpp>
 
 #include <boost/beast/core/ostream.hpp>
 #include <boost/beast/http/write.hpp>
@@ -10,6 +9,8 @@
 
 #include <sstream>
 #include <string>
+
+#include "response_serializer.hpp"
 
 using namespace portal_auth;
 namespace http = boost::beast::http;
@@ -66,7 +67,8 @@ BOOST_AUTO_TEST_CASE(problem_responses_match_beast) {
           http::status::too_many_requests, http::status::request_header_fields_too_large,
           http::status::internal_server_error}) {
         for (bool token_presented : {false, true}) {
-            auto res = make_problem_response(status, "about:blank", "detail", 11, true, token_presented);
+            auto res =
+                make_problem_response(status, "about:blank", "detail", 11, true, token_presented);
             BOOST_TEST(our_bytes(res) == beast_bytes(res));
         }
     }

@@ -1,12 +1,12 @@
 // The router on its own: literal routes, parameters, 404 versus 405 and its Allow list,
 // literal-over-parameter precedence, and the patterns add() refuses.
-#include <portal_auth/router.hpp>
-
 #include <boost/test/unit_test.hpp>
 
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "router.hpp"
 
 using namespace portal_auth;
 namespace http = boost::beast::http;

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "base64.hpp"
+
 using namespace portal_auth;
 namespace json = boost::json;
 

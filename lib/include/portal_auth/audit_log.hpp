@@ -2,6 +2,7 @@
 // and kept in a bounded in-memory ring for /api/sys/audit. Never given secrets.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/json/array.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -23,6 +24,7 @@ struct audit_event {
     std::optional<std::int64_t> target_customer_id;
     std::optional<std::string> jti;
     std::optional<std::string> reason; // short machine-readable cause for denials and failures
+    std::optional<std::int64_t> count; // events a summary line stands for (login.shed)
     std::string remote;                // "ip:port" or "[v6]:port"
 };
 
@@ -42,10 +44,28 @@ enum class audit_sync {
     never,  // left to the OS
 };
 
-class audit_log {
+// Where audit events go. Implementations are thread-safe. record() completes once the event
+// is as durable as the sink promises (for audit_log: handed to the OS with one write(2)); its
+// error must be checked: a credential whose event was not recorded is not handed out.
+class audit_sink {
+public:
+    virtual ~audit_sink() = default;
+
+    [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code>
+    record(audit_event event, std::chrono::system_clock::time_point now) = 0;
+
+    // Newest first, at most `limit` events, as parsed JSON objects.
+    [[nodiscard]] virtual boost::asio::awaitable<boost::json::array>
+    list_recent(std::size_t limit) = 0;
+};
+
+// The default sink: a JSON Lines file (optional) and a bounded in-memory ring. The write runs
+// inline on the caller's thread: one write(2) to the page cache; fdatasync is batched on the
+// owner's thread unless the policy is `always`.
+class audit_log final : public audit_sink {
 public:
     explicit audit_log(std::size_t ring_capacity = 10000);
-    ~audit_log();
+    ~audit_log() override;
     audit_log(const audit_log&) = delete;
     audit_log& operator=(const audit_log&) = delete;
 
@@ -56,8 +76,13 @@ public:
     // Formats the line, writes it to the file with one write(2) (so it has reached the OS when
     // this returns) and stores it in the ring. Thread-safe. Returns the write error, if any; the
     // event is kept in the ring either way.
-    boost::system::error_code record(const audit_event& event,
-                                     std::chrono::system_clock::time_point now);
+    [[nodiscard]] boost::system::error_code write(const audit_event& event,
+                                                  std::chrono::system_clock::time_point now);
+
+    // audit_sink: write() and recent(), completing inline.
+    boost::asio::awaitable<boost::system::error_code>
+    record(audit_event event, std::chrono::system_clock::time_point now) override;
+    boost::asio::awaitable<boost::json::array> list_recent(std::size_t limit) override;
 
     void set_sync_policy(audit_sync policy);
 

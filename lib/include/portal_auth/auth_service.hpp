@@ -1,20 +1,25 @@
-// The domain: sign-in, sessions, profiles and impersonation, over the directory, the session
-// store, the token signer and the audit log. No I/O besides the audit log's append.
+// The domain: sign-in, sessions, profiles and impersonation, over the directory, the token
+// signer, a session repository, rate-limit counters, an audit sink and a password verifier.
+// Every operation that touches something slow or remote (scrypt, the store, the sink) is an
+// awaitable; with the in-memory store and audit_log only scrypt leaves the caller's thread.
 #pragma once
 
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/directory.hpp>
 #include <portal_auth/error.hpp>
-#include <portal_auth/rate_limiter.hpp>
-#include <portal_auth/session_store.hpp>
+#include <portal_auth/http_types.hpp>
+#include <portal_auth/password_verifier.hpp>
+#include <portal_auth/store.hpp>
 #include <portal_auth/token_signer.hpp>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/json/array.hpp>
 #include <boost/system/result.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +39,14 @@ struct service_config {
     rate_limit login_failures_per_address{20, std::chrono::seconds(300)};
     // Impersonation tokens issued per actor (customer).
     rate_limit impersonations_per_actor{30, std::chrono::seconds(60)};
+};
+
+// What the service works on; each must outlive it.
+struct service_dependencies {
+    session_repository& sessions;
+    rate_limit_store& counters;
+    audit_sink& audit;
+    password_verifier& passwords;
 };
 
 inline constexpr std::string_view token_issuer = "portal-auth";
@@ -61,73 +74,71 @@ struct profile_listing {
     std::shared_ptr<const directory> keep_alive; // the directory the pointers above point into
 };
 
-// Who is calling: the remote address for the audit trail and the time of the request.
-struct call_context {
-    std::string remote;
-    clock_type::time_point now;
-};
-
 // Whether the session (on its current profile) may impersonate `target` under the coworker
 // rules. Success, or forbidden_chain / profile_not_found / forbidden_role /
 // forbidden_operator_target. The one place these rules live.
 error_code check_coworker_impersonation(const directory& dir, const session_data& actor,
                                         profile_id target);
 
-// Thread-safe: every member may be called concurrently.
+// Thread-safe: every member may be called concurrently, from coroutines on any executors.
+// Awaitables complete on the caller's executor. Errors are the errc values documented per call,
+// plus errc::store_unavailable wherever the store is touched; a credential (session, token)
+// whose audit event could not be recorded is undone and answered with errc::audit_unavailable.
 class auth_service {
 public:
     auth_service(service_config config, std::shared_ptr<const directory> dir,
-                 std::shared_ptr<const token_signer> signer, session_store& sessions,
-                 audit_log& audit);
+                 std::shared_ptr<const token_signer> signer, service_dependencies deps);
 
-    // errc::invalid_credentials for an unknown e-mail or a wrong password; both take one scrypt.
-    boost::system::result<signed_in_session>
-    login(std::string_view email, std::string_view password, const call_context& call);
+    // errc::invalid_credentials for an unknown e-mail or a wrong password; both take one scrypt
+    // on the password verifier. errc::rate_limited while throttled (checked before queueing);
+    // errc::overloaded when the hashing queue is full (audited as login.shed, at most one line
+    // a second, with the count of sheds since the previous line).
+    boost::asio::awaitable<boost::system::result<signed_in_session>>
+    login(std::string_view email, std::string_view password, const request_context& call);
 
     // While login attempts for this e-mail or from this address are throttled: how long until
     // the next may be made.
-    std::optional<std::chrono::seconds> login_retry_after(std::string_view email,
-                                                          const call_context& call) const;
+    boost::asio::awaitable<std::optional<std::chrono::seconds>>
+    login_retry_after(std::string_view email, const request_context& call);
 
     // While the actor may not be issued more impersonation tokens: how long until it may.
-    std::optional<std::chrono::seconds> impersonation_retry_after(customer_id actor,
-                                                                  const call_context& call) const;
+    boost::asio::awaitable<std::optional<std::chrono::seconds>>
+    impersonation_retry_after(customer_id actor, const request_context& call);
 
     // The live session of a bearer access token, or errc::unauthenticated.
-    boost::system::result<session_snapshot> authenticate(std::string_view access_token,
-                                                         const call_context& call) const;
+    boost::asio::awaitable<boost::system::result<session_snapshot>>
+    authenticate(std::string_view access_token, const request_context& call);
 
-    boost::system::result<signed_in_session> refresh(std::string_view refresh_token,
-                                                     const call_context& call);
+    // errc::invalid_refresh_token, or errc::refresh_token_reused (the session is revoked).
+    boost::asio::awaitable<boost::system::result<signed_in_session>>
+    refresh(std::string_view refresh_token, const request_context& call);
 
-    void logout(const session_snapshot& session, const call_context& call);
+    boost::asio::awaitable<boost::system::result<void>> logout(const session_snapshot& session,
+                                                               const request_context& call);
 
     profile_listing list_profiles(const session_snapshot& session) const;
 
     // The updated session on success.
-    boost::system::result<session_snapshot>
-    switch_profile(const session_snapshot& session, profile_id target, const call_context& call);
+    boost::asio::awaitable<boost::system::result<session_snapshot>>
+    switch_profile(const session_snapshot& session, profile_id target, const request_context& call);
 
     // A signed single-use impersonation token for a coworker's profile.
-    boost::system::result<std::string> impersonate_coworker(const session_snapshot& session,
-                                                            profile_id target,
-                                                            const call_context& call);
+    boost::asio::awaitable<boost::system::result<std::string>>
+    impersonate_coworker(const session_snapshot& session, profile_id target,
+                         const request_context& call);
 
     // Operators only: a token for the target customer's lowest-id profile.
-    boost::system::result<std::string> impersonate_customer(const session_snapshot& session,
-                                                            customer_id target,
-                                                            const call_context& call);
+    boost::asio::awaitable<boost::system::result<std::string>>
+    impersonate_customer(const session_snapshot& session, customer_id target,
+                         const request_context& call);
 
     // Redeems an impersonation token for a session as its target.
-    boost::system::result<signed_in_session> exchange(std::string_view token,
-                                                      const call_context& call);
+    boost::asio::awaitable<boost::system::result<signed_in_session>>
+    exchange(std::string_view token, const request_context& call);
 
     // Operators only: the newest audit events.
-    boost::system::result<boost::json::array> audit_events(const session_snapshot& session,
-                                                           std::size_t limit) const;
-
-    // Drops expired sessions, grants and rate-limit entries; call periodically.
-    std::size_t sweep(clock_type::time_point now);
+    boost::asio::awaitable<boost::system::result<boost::json::array>>
+    audit_events(const session_snapshot& session, std::size_t limit);
 
     std::shared_ptr<const directory> current_directory() const { return dir_.load(); }
 
@@ -135,31 +146,34 @@ public:
     // except those whose customer or profile is gone and impersonated sessions whose actor may
     // no longer impersonate that target (demoted, removed, impersonation disabled); each of
     // those is ended and audited as "session.ended" with the reason. Returns how many ended.
-    std::size_t reload(std::shared_ptr<const directory> dir,
-                       std::shared_ptr<const token_signer> signer, const call_context& call);
+    boost::asio::awaitable<boost::system::result<std::size_t>>
+    reload(std::shared_ptr<const directory> dir, std::shared_ptr<const token_signer> signer,
+           const request_context& call);
 
     const service_config& config() const noexcept { return config_; }
 
 private:
     bool impersonation_allowed(const directory& dir) const noexcept;
-    boost::system::result<std::string> issue_impersonation_token(const session_snapshot& actor,
-                                                                 const profile& target,
-                                                                 bool as_operator,
-                                                                 const call_context& call);
-    void record_denial(const session_snapshot& session, std::string_view event,
-                       std::optional<profile_id> target_profile,
-                       std::optional<customer_id> target_customer, error_code why,
-                       const call_context& call);
+    boost::asio::awaitable<boost::system::result<std::string>>
+    issue_impersonation_token(const session_snapshot& actor, const profile& target,
+                              bool as_operator, const request_context& call);
+    // Records an event whose failure changes no answer (denials, failures, logouts).
+    boost::asio::awaitable<void> record_outcome(audit_event event, const request_context& call);
+    boost::asio::awaitable<void> record_denial(const session_snapshot& session,
+                                               std::string_view event,
+                                               std::optional<profile_id> target_profile,
+                                               std::optional<customer_id> target_customer,
+                                               error_code why, const request_context& call);
+    boost::asio::awaitable<void> record_shed(const request_context& call);
 
     service_config config_;
     std::atomic<std::shared_ptr<const directory>> dir_;
     std::atomic<std::shared_ptr<const token_signer>> signer_;
-    session_store& sessions_;
-    audit_log& audit_;
+    service_dependencies deps_;
     password_hash dummy_hash_; // verified for unknown e-mails so both failures cost the same
-    rate_limiter email_failures_;
-    rate_limiter address_failures_;
-    rate_limiter issued_per_actor_;
+    std::atomic<std::int64_t> sheds_since_line_{0};
+    std::atomic<std::int64_t> shed_line_second_{0};
+    std::atomic<std::uint64_t> unrecorded_events_{0};
 };
 
 } // namespace portal_auth

@@ -1,7 +1,7 @@
 // scrypt password hashes in the form $scrypt$ln=L,r=R,p=P$SALT$KEY.
 #pragma once
 
-#include <portal_auth/base64.hpp>
+#include <portal_auth/bytes.hpp>
 
 #include <boost/system/result.hpp>
 

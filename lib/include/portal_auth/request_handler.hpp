@@ -1,38 +1,31 @@
-// HTTP in, HTTP out: routes a parsed request to its endpoint over the auth service. No sockets;
-// an application with its own Beast server can call handle() directly.
+// HTTP in, HTTP out: routes a parsed request to its endpoint over the auth service. No sockets:
+// it is the awaitable callable the listener takes, and an application with its own HTTP server
+// can await it directly.
 #pragma once
 
 #include <portal_auth/auth_service.hpp>
-#include <portal_auth/router.hpp>
+#include <portal_auth/http_types.hpp>
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/status.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/asio/awaitable.hpp>
 
-#include <string_view>
-#include <vector>
+#include <memory>
 
 namespace portal_auth {
 
-using http_request = boost::beast::http::request<boost::beast::http::string_body>;
-using http_response = boost::beast::http::response<boost::beast::http::string_body>;
+class router;
 
-// An RFC 9457 problem details response (application/problem+json). `type` is "about:blank" for
-// plain HTTP errors (unknown path, 405, 413, 431, malformed HTTP, 500) and
-// "urn:portal-auth:problem:<slug>" for everything the error table describes. A 401 carries
-// WWW-Authenticate: Bearer realm="portal-auth", plus error="invalid_token" when
-// `token_presented`.
-http_response make_problem_response(boost::beast::http::status status, std::string_view type,
-                                    std::string_view detail, unsigned http_version = 11,
-                                    bool keep_alive = true, bool token_presented = false);
-
-// Thread-safe: handle() may run concurrently on any number of threads.
+// Thread-safe: any number of requests may be handled at once, on any executors.
 class request_handler {
 public:
     explicit request_handler(auth_service& service);
+    ~request_handler();
+    request_handler(const request_handler&) = delete;
+    request_handler& operator=(const request_handler&) = delete;
 
     // Never throws for any request; a bug inside an endpoint becomes a 500 without details.
-    http_response handle(const http_request& request, const call_context& call) const;
+    // Completes on the caller's executor. So that std::ref(handler) is a server's handler.
+    boost::asio::awaitable<http_response> operator()(http_request request,
+                                                     request_context context) const;
 
     auth_service& service() const noexcept { return service_; }
 
@@ -40,11 +33,8 @@ public:
     struct endpoint_context;
 
 private:
-    using endpoint_fn = http_response (*)(endpoint_context&);
-
     auth_service& service_;
-    router router_;
-    std::vector<endpoint_fn> endpoints_; // indexed by route
+    std::unique_ptr<router> router_;
 };
 
 } // namespace portal_auth

@@ -1,8 +1,9 @@
-// The HTTPS listener: accepts TCP connections, terminates TLS, reads HTTP/1.1 requests with
-// Beast and answers them through a request_handler. Runs on the caller's executor.
+// The HTTPS listener: accepts TCP connections, terminates TLS, reads HTTP/1.1 requests and
+// answers each with an awaitable handler it knows nothing else about. Runs on the caller's
+// executors; starts no threads.
 #pragma once
 
-#include <portal_auth/request_handler.hpp>
+#include <portal_auth/http_types.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -18,6 +19,12 @@
 
 namespace portal_auth {
 
+// Answers one request. Runs on the connection's executor; may await anything (a pool, a remote
+// store) and must complete on that executor. An exception ends the connection without an
+// answer (and is logged), so a handler should turn its own failures into responses.
+using request_handler_fn =
+    std::function<boost::asio::awaitable<http_response>(http_request, request_context)>;
+
 struct server_config {
     std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
     // From the first byte of a request to its last; a slow client is cut off here.
@@ -28,11 +35,8 @@ struct server_config {
     std::size_t body_limit = 16 * 1024;  // larger: 413
     // Beyond this many open connections, new ones are closed right after accept.
     std::size_t max_connections = 10000;
-    // How often expired sessions and grants are swept from the store, on the server's
-    // executor. Zero: never here; the application calls auth_service::sweep from a thread of
-    // its own, so that a sweep over many sessions never holds up an I/O thread.
-    std::chrono::steady_clock::duration sweep_interval = std::chrono::seconds(10);
-    // After stop(): how long requests in flight may take before connections are closed.
+    // After a graceful stop: how long requests in flight may take before connections are
+    // closed.
     std::chrono::steady_clock::duration shutdown_grace = std::chrono::seconds(10);
     // Where connections run. Empty (the default): each connection on its own strand of the
     // server's executor, so any number of threads may run it. Otherwise connections are dealt
@@ -47,10 +51,10 @@ struct server_config {
 class server {
 public:
     // Opens, binds and listens on `endpoint` (port 0 picks a free port). Throws
-    // boost::system::system_error when that fails (start-up). `tls` and `handler` must outlive
-    // the server and every run() coroutine.
+    // boost::system::system_error when that fails (start-up). `tls` must outlive the server and
+    // every run() coroutine; `handler` is copied and called once per request.
     server(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls,
-           const boost::asio::ip::tcp::endpoint& endpoint, request_handler& handler,
+           const boost::asio::ip::tcp::endpoint& endpoint, request_handler_fn handler,
            server_config config = {});
     ~server();
     server(const server&) = delete;
@@ -59,16 +63,23 @@ public:
     // The bound endpoint, with the real port.
     boost::asio::ip::tcp::endpoint local_endpoint() const;
 
-    // Accepts connections until stop(), then lets requests in flight finish (idle keep-alive
-    // connections are closed at once), waits at most shutdown_grace, closes what is left, and
-    // completes when no connection remains. Call once. Connections run as
-    // server_config::connection_executors says; the coroutine itself may be spawned on any
-    // executor.
-    // Cancellation: use stop(); the coroutine does not react to cancellation slots.
+    // Accepts and serves connections; completes once the server has stopped and its last
+    // connection has ended (no polling: the last connection to end wakes it). Call once. May be
+    // spawned on any executor.
+    //
+    // Stopping, either by stop()/stop(force) or by per-operation cancellation of this
+    // coroutine:
+    //   - total (or partial) cancellation, stop(): graceful. Stop accepting, close idle
+    //     keep-alive connections, let requests in flight finish and answer them with
+    //     `Connection: close`; after shutdown_grace, close whatever is left.
+    //   - terminal cancellation, stop(true): close every connection now.
+    // A graceful stop can be followed by a terminal one. run() then completes normally (no
+    // exception for cancellation). So `co_await (srv.run() || timer.async_wait(use_awaitable))`
+    // stops the server when the timer fires (|| sends terminal cancellation).
     boost::asio::awaitable<void> run();
 
-    // Thread-safe; any thread, any number of times.
-    void stop();
+    // Thread-safe; any thread, any number of times. `force`: as terminal cancellation.
+    void stop(bool force = false);
 
     // Connections currently open. Thread-safe.
     std::size_t connection_count() const noexcept;

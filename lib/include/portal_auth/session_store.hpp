@@ -1,8 +1,9 @@
-// In-memory sessions and one-time impersonation grants. Thread-safe; sharded so that threads
-// working on different sessions do not contend.
+// The in-memory table of sessions and one-time impersonation grants behind memory_store.
+// Synchronous and thread-safe; sharded so that threads working on different sessions do not
+// contend.
 #pragma once
 
-#include <portal_auth/directory.hpp>
+#include <portal_auth/store.hpp>
 
 #include <boost/system/result.hpp>
 
@@ -19,45 +20,6 @@
 #include <vector>
 
 namespace portal_auth {
-
-using clock_type = std::chrono::system_clock;
-using session_id = std::uint64_t;
-
-// Who made an impersonated session.
-struct impersonator_info {
-    customer_id customer = 0;
-    std::optional<profile_id> profile; // empty for an operator
-    bool is_operator = false;
-    session_id actor_session = 0; // the actor's session; when it ends, this one ends
-};
-
-struct session_data {
-    customer_id customer = 0;
-    profile_id profile = 0;
-    std::optional<impersonator_info> impersonator;
-    // Hard cap on the session's life (impersonated sessions); refresh never extends past it.
-    std::optional<clock_type::time_point> not_after;
-};
-
-struct session_snapshot {
-    session_id id = 0;
-    session_data data;
-    clock_type::time_point expires_at;
-};
-
-// What an unredeemed impersonation token stands for, kept server-side by its jti.
-struct impersonation_grant {
-    impersonator_info actor; // actor_session: the issuing session
-    profile_id target = 0;
-    clock_type::time_point expires_at;
-};
-
-struct issued_tokens {
-    session_id id = 0;
-    std::string access_token;  // base64url of 8 id bytes + 16 random bytes
-    std::string refresh_token; // same shape, independent random part
-    clock_type::time_point expires_at;
-};
 
 class session_store {
 public:

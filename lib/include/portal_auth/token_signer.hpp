@@ -1,7 +1,7 @@
 // HS256 JSON Web Tokens (RFC 7519) with key rotation: the first key signs, every key verifies.
 #pragma once
 
-#include <portal_auth/base64.hpp>
+#include <portal_auth/bytes.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>

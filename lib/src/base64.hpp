@@ -2,6 +2,8 @@
 // (password hashes).
 #pragma once
 
+#include <portal_auth/bytes.hpp>
+
 #include <boost/system/result.hpp>
 
 #include <span>
@@ -10,8 +12,6 @@
 #include <vector>
 
 namespace portal_auth {
-
-using bytes = std::vector<unsigned char>;
 
 // RFC 4648 section 5 alphabet, no '=' padding.
 std::string base64url_encode(std::span<const unsigned char> data);

@@ -1,0 +1,61 @@
+// The default store: sessions, grants, links and counters in this process's memory. Every
+// operation completes inline (no post, no thread hop); the store is lost with the process.
+#pragma once
+
+#include <portal_auth/session_store.hpp>
+#include <portal_auth/store.hpp>
+
+#include <memory>
+
+namespace portal_auth {
+
+class rate_limiter;
+
+class memory_store final : public session_repository, public rate_limit_store {
+public:
+    explicit memory_store(std::size_t shard_count = 64);
+    ~memory_store() override;
+    memory_store(const memory_store&) = delete;
+    memory_store& operator=(const memory_store&) = delete;
+
+    boost::asio::awaitable<store_result<issued_tokens>>
+    create(session_data data, clock_type::time_point now, std::chrono::seconds ttl) override;
+    boost::asio::awaitable<store_result<std::optional<session_snapshot>>>
+    find_by_access_token(std::string_view token, clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<bool>> is_live(session_id id,
+                                                       clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<issued_tokens>> refresh(std::string_view refresh_token,
+                                                                clock_type::time_point now,
+                                                                std::chrono::seconds ttl) override;
+    boost::asio::awaitable<store_result<bool>> switch_profile(session_id id,
+                                                              profile_id profile) override;
+    boost::asio::awaitable<store_result<bool>> revoke(session_id id) override;
+    boost::asio::awaitable<store_result<void>> add_grant(std::string jti, impersonation_grant grant,
+                                                         clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<std::optional<impersonation_grant>>>
+    redeem_grant(std::string_view jti, clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<std::vector<session_snapshot>>>
+    revoke_matching(std::function<bool(const session_snapshot&)> should_end) override;
+
+    boost::asio::awaitable<store_result<std::optional<std::chrono::seconds>>>
+    blocked_for(std::string_view key, rate_limit limit, clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<void>> record(std::string_view key, rate_limit limit,
+                                                      clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<void>> reset(std::string_view key) override;
+
+    // Drops expired sessions, sessions whose actor is gone, expired grants and counters whose
+    // window has passed; returns how many sessions were dropped. The owner calls it
+    // periodically, from a thread of its own: a sweep over many sessions must not hold up an
+    // I/O thread (portal-auth: every 10 s).
+    std::size_t sweep(clock_type::time_point now);
+
+    // The synchronous table underneath, for inspection (tests, the memory probe).
+    session_store& sessions() noexcept { return sessions_; }
+    const session_store& sessions() const noexcept { return sessions_; }
+
+private:
+    session_store sessions_;
+    std::unique_ptr<rate_limiter> counters_;
+};
+
+} // namespace portal_auth

@@ -1,0 +1,143 @@
+// What the service keeps between requests, behind interfaces a network store can fill: sessions
+// (with refresh rotation history and reuse detection), single-use impersonation grants, the
+// links from an actor's session to the sessions derived from it, and rate-limit counters.
+//
+// Every operation is an awaitable that the caller must await before its arguments go out of
+// scope (string_view arguments are not copied). A failure of the store itself (unreachable,
+// timed out) is errc::store_unavailable as a value, never an exception; "not found" is a normal
+// answer, not an error. The in-memory store (memory_store.hpp) completes every operation inline.
+#pragma once
+
+#include <portal_auth/directory.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portal_auth {
+
+using clock_type = std::chrono::system_clock;
+using session_id = std::uint64_t;
+template <class T> using store_result = boost::system::result<T>;
+
+// Who made an impersonated session.
+struct impersonator_info {
+    customer_id customer = 0;
+    std::optional<profile_id> profile; // empty for an operator
+    bool is_operator = false;
+    session_id actor_session = 0; // the actor's session; when it ends, this one ends
+};
+
+struct session_data {
+    customer_id customer = 0;
+    profile_id profile = 0;
+    std::optional<impersonator_info> impersonator;
+    // Hard cap on the session's life (impersonated sessions); refresh never extends past it.
+    std::optional<clock_type::time_point> not_after;
+};
+
+struct session_snapshot {
+    session_id id = 0;
+    session_data data;
+    clock_type::time_point expires_at;
+};
+
+// What an unredeemed impersonation token stands for, kept server-side by its jti.
+struct impersonation_grant {
+    impersonator_info actor; // actor_session: the issuing session
+    profile_id target = 0;
+    clock_type::time_point expires_at;
+};
+
+struct issued_tokens {
+    session_id id = 0;
+    std::string access_token;  // base64url of 8 id bytes + 16 random bytes
+    std::string refresh_token; // same shape, independent random part
+    clock_type::time_point expires_at;
+};
+
+// Sessions, their refresh history, impersonation grants and actor links. Implementations are
+// thread-safe: any number of coroutines on any threads may call them at once.
+class session_repository {
+public:
+    virtual ~session_repository() = default;
+
+    // A new session living until min(now + ttl, data.not_after). A session with an impersonator
+    // is linked to the actor's session: it is live only while that one is.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<issued_tokens>>
+    create(session_data data, clock_type::time_point now, std::chrono::seconds ttl) = 0;
+
+    // The live session of this access token, or nothing: unknown, malformed, expired, revoked,
+    // or its actor's session no longer live. Secrets are compared in constant time.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<session_snapshot>>>
+    find_by_access_token(std::string_view token, clock_type::time_point now) = 0;
+
+    // Whether the session exists, has not expired, and its actor's session (if any) is live.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<bool>>
+    is_live(session_id id, clock_type::time_point now) = 0;
+
+    // Rotates both tokens of the session this refresh token belongs to. Errors:
+    // errc::invalid_refresh_token when it is not the current refresh token of a live session;
+    // errc::refresh_token_reused when the session already rotated away from it, and then the
+    // whole session is revoked; errc::store_unavailable.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<issued_tokens>>
+    refresh(std::string_view refresh_token, clock_type::time_point now,
+            std::chrono::seconds ttl) = 0;
+
+    // Moves a session to another profile. False if the session is gone.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<bool>>
+    switch_profile(session_id id, profile_id profile) = 0;
+
+    // Ends the session, and with it every session derived from it. False if it did not exist.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<bool>> revoke(session_id id) = 0;
+
+    // Single-use impersonation grants, keyed by the token's jti.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
+    add_grant(std::string jti, impersonation_grant grant, clock_type::time_point now) = 0;
+
+    // Removes the grant and returns it, atomically: of two redemptions of one jti, one gets it.
+    // Nothing if unknown, already redeemed, or expired.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<impersonation_grant>>>
+    redeem_grant(std::string_view jti, clock_type::time_point now) = 0;
+
+    // Ends every session for which `should_end` returns true and returns them (directory
+    // reloads). The predicate must not call back into the store.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::vector<session_snapshot>>>
+    revoke_matching(std::function<bool(const session_snapshot&)> should_end) = 0;
+};
+
+// A sliding-window limit: after `max` attempts within `window`, a key is blocked until the
+// oldest of them leaves the window. max = 0 turns the limit off.
+struct rate_limit {
+    std::size_t max = 5;
+    std::chrono::seconds window{300};
+};
+
+// Attempt counters per key (the service namespaces its keys: e-mail, address, actor).
+// Thread-safe.
+class rate_limit_store {
+public:
+    virtual ~rate_limit_store() = default;
+
+    // How long until the key may try again under `limit`, or nothing when it may now.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<std::chrono::seconds>>>
+    blocked_for(std::string_view key, rate_limit limit, clock_type::time_point now) = 0;
+
+    // Counts one attempt for the key.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
+    record(std::string_view key, rate_limit limit, clock_type::time_point now) = 0;
+
+    // Forgets the key's attempts (after a successful login).
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
+    reset(std::string_view key) = 0;
+};
+
+} // namespace portal_auth

@@ -1,0 +1,82 @@
+// The in-memory store: each awaitable runs the synchronous table's call and completes inline.
+#include <portal_auth/memory_store.hpp>
+
+#include "rate_limiter.hpp"
+
+namespace portal_auth {
+
+namespace asio = boost::asio;
+
+memory_store::memory_store(std::size_t shard_count)
+    : sessions_(shard_count), counters_(std::make_unique<rate_limiter>()) {}
+
+memory_store::~memory_store() = default;
+
+asio::awaitable<store_result<issued_tokens>>
+memory_store::create(session_data data, clock_type::time_point now, std::chrono::seconds ttl) {
+    co_return sessions_.create(std::move(data), now, ttl);
+}
+
+asio::awaitable<store_result<std::optional<session_snapshot>>>
+memory_store::find_by_access_token(std::string_view token, clock_type::time_point now) {
+    co_return sessions_.find_by_access_token(token, now);
+}
+
+asio::awaitable<store_result<bool>> memory_store::is_live(session_id id,
+                                                          clock_type::time_point now) {
+    co_return sessions_.is_live(id, now);
+}
+
+asio::awaitable<store_result<issued_tokens>> memory_store::refresh(std::string_view refresh_token,
+                                                                   clock_type::time_point now,
+                                                                   std::chrono::seconds ttl) {
+    co_return sessions_.refresh(refresh_token, now, ttl);
+}
+
+asio::awaitable<store_result<bool>> memory_store::switch_profile(session_id id,
+                                                                 profile_id profile) {
+    co_return sessions_.switch_profile(id, profile);
+}
+
+asio::awaitable<store_result<bool>> memory_store::revoke(session_id id) {
+    co_return sessions_.revoke(id);
+}
+
+asio::awaitable<store_result<void>>
+memory_store::add_grant(std::string jti, impersonation_grant grant, clock_type::time_point now) {
+    sessions_.add_grant(std::move(jti), std::move(grant), now);
+    co_return store_result<void>();
+}
+
+asio::awaitable<store_result<std::optional<impersonation_grant>>>
+memory_store::redeem_grant(std::string_view jti, clock_type::time_point now) {
+    co_return sessions_.redeem_grant(jti, now);
+}
+
+asio::awaitable<store_result<std::vector<session_snapshot>>>
+memory_store::revoke_matching(std::function<bool(const session_snapshot&)> should_end) {
+    co_return sessions_.revoke_matching(should_end);
+}
+
+asio::awaitable<store_result<std::optional<std::chrono::seconds>>>
+memory_store::blocked_for(std::string_view key, rate_limit limit, clock_type::time_point now) {
+    co_return counters_->blocked_for(key, limit, now);
+}
+
+asio::awaitable<store_result<void>> memory_store::record(std::string_view key, rate_limit limit,
+                                                         clock_type::time_point now) {
+    counters_->record(key, limit, now);
+    co_return store_result<void>();
+}
+
+asio::awaitable<store_result<void>> memory_store::reset(std::string_view key) {
+    counters_->reset(key);
+    co_return store_result<void>();
+}
+
+std::size_t memory_store::sweep(clock_type::time_point now) {
+    counters_->sweep(now);
+    return sessions_.sweep(now);
+}
+
+} // namespace portal_auth
