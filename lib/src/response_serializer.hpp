@@ -2,7 +2,7 @@
 // single write instead of Beast's scatter list of status line, fields and body.
 #pragma once
 
-#include <portal_auth/request_handler.hpp>
+#include <portal_auth/http_types.hpp>
 
 #include <string>
 

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 
+#include "http_connection.hpp"
 #include "response_serializer.hpp"
 
 namespace portal_auth {
@@ -39,35 +40,33 @@ namespace {
 
 constexpr auto await_tuple = asio::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
-using request_parser = http::request_parser<http::string_body>;
-
-// Bytes asked of TLS per read: a whole request of the usual size in one call.
-constexpr std::size_t read_chunk = 4096;
+using detail::http_connection;
 
 // What stop() needs to reach a connection: touched only on the connection's executor.
 struct connection_handle {
     explicit connection_handle(asio::any_io_executor ex) : executor(std::move(ex)) {}
     asio::any_io_executor executor; // serializes everything touching the connection
     tcp::socket* socket = nullptr;
-    bool idle = false; // waiting for the first byte of a request
+    http_connection* machine = nullptr;
 };
 
-// One accepted connection, shared by its serving coroutine and its watchdog (both on the
-// connection's executor). The buffers live as long as the connection, so requests and responses
-// reuse their memory.
+// One accepted connection: the TLS stream, the sans-io HTTP machine that decides what to do
+// with it, and a deadline watchdog, shared by the serving coroutine and the watchdog (both on
+// the connection's executor).
 //
 // Deadlines cost no timer operation per request: the watchdog's timer runs to the deadline or
 // at most `wake_period` ahead, and a new deadline at least `wake_period` away can only fall
 // after the timer fires, where the watchdog reads it. Only a shorter one re-arms the timer.
 struct connection {
-    connection(tcp::socket socket, ssl::context& tls, clock::duration period)
+    connection(tcp::socket socket, ssl::context& tls, const detail::http_connection_limits& limits,
+               clock::duration period)
         : stream(std::move(socket), tls), watchdog_timer(stream.get_executor()),
-          wake_period(period) {}
+          wake_period(period), machine(limits) {}
 
     tcp::socket& socket() { return stream.next_layer(); }
 
-    void expires_after(clock::duration timeout) {
-        deadline = clock::now() + timeout;
+    void expires_at(clock::time_point t) {
+        deadline = t;
         if (deadline < watchdog_timer.expiry())
             watchdog_timer.cancel(); // the watchdog wakes and re-arms for the earlier deadline
     }
@@ -76,10 +75,8 @@ struct connection {
     asio::steady_timer watchdog_timer;
     const clock::duration wake_period;
     clock::time_point deadline = clock::time_point::max();
-    bool finished = false;  // the serving coroutine is done; the watchdog stops
-    bool timed_out = false; // the watchdog closed the socket
-    beast::flat_buffer input;
-    std::string output;
+    bool finished = false; // the serving coroutine is done; the watchdog stops
+    http_connection machine;
 };
 using connection_ptr = std::shared_ptr<connection>;
 
@@ -138,7 +135,8 @@ struct server::state {
         return executors[next_executor++ % executors.size()];
     }
 
-    // Idle connections (or all, when forced) are cancelled on their own executors.
+    // Every connection learns that the server stops (a request in flight is answered with
+    // Connection: close); idle ones (or all, when forced) are cancelled, on their own executors.
     void wake_connections(bool force) {
         std::vector<std::shared_ptr<connection_handle>> handles;
         {
@@ -147,7 +145,10 @@ struct server::state {
         }
         for (auto& h : handles) {
             asio::post(h->executor, [h, force] {
-                if (h->socket && (h->idle || force)) {
+                if (!h->socket)
+                    return;
+                const bool idle = h->machine->begin_shutdown();
+                if (idle || force) {
                     beast::error_code ignored;
                     h->socket->cancel(ignored);
                 }
@@ -204,30 +205,24 @@ private:
     std::list<std::shared_ptr<connection_handle>>::iterator position_;
 };
 
-// The answer to a request Beast could not parse, or none when the connection just ends.
-std::optional<http_response> answer_to_read_error(beast::error_code ec) {
-    if (ec == http::error::header_limit)
-        return make_problem_response(http::status::request_header_fields_too_large, "about:blank",
-                                     "request header exceeds the size limit", 11, false);
-    if (ec == http::error::body_limit)
-        return make_problem_response(http::status::payload_too_large, "about:blank",
-                                     "request body exceeds the size limit", 11, false);
-    // Closes, timeouts and socket errors end the connection without an answer.
-    const auto& http_category = make_error_code(http::error::end_of_stream).category();
-    if (ec.category() != http_category || ec == http::error::end_of_stream ||
-        ec == http::error::partial_message)
-        return std::nullopt;
-    return make_problem_response(http::status::bad_request, "about:blank", "malformed HTTP request",
-                                 11, false);
+// The answer to a request the machine rejected (400, 413, 431); the machine closes after it.
+http_response protocol_error_response(http::status status) {
+    std::string_view detail = "malformed HTTP request";
+    if (status == http::status::request_header_fields_too_large)
+        detail = "request header exceeds the size limit";
+    else if (status == http::status::payload_too_large)
+        detail = "request body exceeds the size limit";
+    return make_problem_response(status, "about:blank", detail, 11, false);
 }
 
-// Closes the socket once the connection's deadline has passed; the pending read or write then
-// fails and the connection ends. One timer wait per deadline period, not per request.
+// Closes the socket once the connection's deadline has passed; the pending operation then
+// fails and the machine, told first, closes without close_notify. One timer wait per deadline
+// period, not per request.
 asio::awaitable<void> watchdog(connection_ptr c) {
     while (!c->finished) {
         const auto now = clock::now();
         if (c->deadline <= now) {
-            c->timed_out = true;
+            c->machine.on_timeout();
             beast::error_code ignored;
             c->socket().close(ignored);
             co_return;
@@ -237,83 +232,51 @@ asio::awaitable<void> watchdog(connection_ptr c) {
     }
 }
 
-// Parses one request from what `c.input` holds, reading more from TLS while the parser needs
-// it. The parser's own limits bound the input buffer.
-asio::awaitable<beast::error_code> read_request(connection& c, request_parser& parser) {
-    parser.eager(true);
+// Performs what the machine asks, from the handshake to the close. Reads go straight into the
+// machine's buffer; each response is one contiguous TLS write.
+asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remote) {
+    http_connection& m = c.machine;
     for (;;) {
-        if (c.input.size() > 0) {
-            beast::error_code ec;
-            c.input.consume(parser.put(c.input.data(), ec));
-            if (parser.is_done())
-                co_return beast::error_code{};
-            if (ec && ec != http::error::need_more)
-                co_return ec;
+        // A connection registered after stop() woke the others learns of it here.
+        if (st->stopping.load(std::memory_order_relaxed))
+            m.begin_shutdown();
+        const http_connection::action next = m.next(clock::now());
+        c.expires_at(next.deadline);
+        switch (next.type) {
+        case http_connection::action_type::handshake: {
+            auto [ec] = co_await c.stream.async_handshake(ssl::stream_base::server, await_tuple);
+            m.handshake_done(ec);
+            break;
         }
-        auto [ec, n] = co_await c.stream.async_read_some(c.input.prepare(read_chunk), await_tuple);
-        c.input.commit(n);
-        if (ec == asio::error::eof) {
-            if (!parser.got_some())
-                co_return beast::error_code(http::error::end_of_stream);
-            beast::error_code eof_ec;
-            parser.put_eof(eof_ec);
-            co_return eof_ec;
-        }
-        if (ec)
-            co_return ec;
-    }
-}
-
-// One TLS write of the whole response.
-asio::awaitable<beast::error_code> write_response(connection& c, const http_response& response) {
-    c.output.clear();
-    serialize_response(response, c.output);
-    auto [ec, n] = co_await asio::async_write(c.stream, asio::buffer(c.output), await_tuple);
-    co_return ec;
-}
-
-asio::awaitable<void> serve_requests(state_ptr st, connection& c, connection_handle& handle,
-                                     const std::string& remote) {
-    const server_config& cfg = st->config;
-    for (;;) {
-        if (c.input.size() == 0) {
-            // Idle between requests: the keep-alive timeout applies, and stop() may end it.
-            if (st->stopping.load())
-                co_return;
-            handle.idle = true;
-            c.expires_after(cfg.idle_timeout);
-            auto [ec, n] =
-                co_await c.stream.async_read_some(c.input.prepare(read_chunk), await_tuple);
-            handle.idle = false;
+        case http_connection::action_type::read: {
+            auto [ec, n] = co_await c.stream.async_read_some(m.prepare_input(), await_tuple);
+            m.commit_input(n);
             if (ec)
-                co_return;
-            c.input.commit(n);
+                m.input_error(ec);
+            break;
         }
-
-        // A fresh parser per request: a reused one rejects the second request.
-        request_parser parser;
-        parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
-        parser.body_limit(cfg.body_limit);
-        c.expires_after(cfg.request_timeout);
-        const beast::error_code read_ec = co_await read_request(c, parser);
-        if (read_ec) {
-            if (auto answer = answer_to_read_error(read_ec)) {
-                c.expires_after(cfg.request_timeout);
-                co_await write_response(c, *answer);
-            }
+        case http_connection::action_type::handle: {
+            request_context context{remote, std::chrono::system_clock::now()};
+            http_response response = co_await st->handler(m.take_request(), std::move(context));
+            m.submit_response(std::move(response));
+            break;
+        }
+        case http_connection::action_type::respond_error:
+            m.submit_response(protocol_error_response(next.status));
+            break;
+        case http_connection::action_type::write: {
+            const std::string_view bytes = m.output();
+            auto [ec, n] = co_await asio::async_write(
+                c.stream, asio::buffer(bytes.data(), bytes.size()), await_tuple);
+            m.output_written(ec);
+            break;
+        }
+        case http_connection::action_type::close:
+            // close_notify, so that clients keep the TLS session for resumption.
+            if (next.close_notify)
+                co_await c.stream.async_shutdown(await_tuple);
             co_return;
         }
-
-        // Named, not braced in the call: GCC 12 miscompiles an aggregate built in braces inside
-        // a co_await expression.
-        request_context context{remote, std::chrono::system_clock::now()};
-        http_response response = co_await st->handler(parser.release(), std::move(context));
-        if (st->stopping.load())
-            response.keep_alive(false);
-        c.expires_after(cfg.request_timeout);
-        const beast::error_code write_ec = co_await write_response(c, response);
-        if (write_ec || !response.keep_alive())
-            co_return;
     }
 }
 
@@ -326,27 +289,23 @@ asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket) {
     auto peer = socket.remote_endpoint(ignored);
     const std::string remote = ignored ? std::string("unknown") : format_endpoint(peer);
 
+    const server_config& cfg = st->config;
+    const detail::http_connection_limits limits{
+        .header_limit = cfg.header_limit,
+        .body_limit = cfg.body_limit,
+        .handshake_timeout = cfg.handshake_timeout,
+        .request_timeout = cfg.request_timeout,
+        .idle_timeout = cfg.idle_timeout,
+    };
     // Requests and responses move the deadline request_timeout ahead: with the watchdog waking
     // at least that often, they never touch its timer.
-    auto c = std::make_shared<connection>(std::move(socket), st->tls, st->config.request_timeout);
-    if (st->stopping.load())
-        co_return;
+    auto c = std::make_shared<connection>(std::move(socket), st->tls, limits, cfg.request_timeout);
     handle->socket = &c->socket();
-    c->expires_after(st->config.handshake_timeout);
+    handle->machine = &c->machine;
     asio::co_spawn(c->socket().get_executor(), watchdog(c), asio::detached);
-
-    handle->idle = true; // nothing received yet: stop() may close it
-    auto [hs_ec] = co_await c->stream.async_handshake(ssl::stream_base::server, await_tuple);
-    handle->idle = false;
-    if (!hs_ec) {
-        co_await serve_requests(st, *c, *handle, remote);
-        if (!c->timed_out) {
-            // close_notify, so that clients keep the TLS session for resumption.
-            c->expires_after(std::chrono::seconds(2));
-            co_await c->stream.async_shutdown(await_tuple);
-        }
-    }
+    co_await drive(st, *c, remote);
     handle->socket = nullptr;
+    handle->machine = nullptr;
     c->finished = true;
     c->watchdog_timer.cancel();
 }
