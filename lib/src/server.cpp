@@ -17,6 +17,8 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <openssl/ssl.h>
+
 #include <atomic>
 #include <exception>
 #include <iostream>
@@ -148,6 +150,10 @@ struct server::state {
                 if (!h->socket)
                     return;
                 const bool idle = h->machine->begin_shutdown();
+                // Forced: abandoned like a timed-out connection, without waiting for the
+                // peer's close_notify.
+                if (force)
+                    h->machine->on_timeout();
                 if (idle || force) {
                     beast::error_code ignored;
                     h->socket->cancel(ignored);
@@ -272,9 +278,14 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remo
             break;
         }
         case http_connection::action_type::close:
-            // close_notify, so that clients keep the TLS session for resumption.
-            if (next.close_notify)
+            // close_notify, so that clients keep the TLS session for resumption. Sent without
+            // waiting for the peer's own (as nginx does): marking it received makes
+            // SSL_shutdown complete once ours is written, so a silent client cannot hold the
+            // connection (or a server stop) open until the close deadline.
+            if (next.close_notify) {
+                SSL_set_shutdown(c.stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
                 co_await c.stream.async_shutdown(await_tuple);
+            }
             co_return;
         }
     }

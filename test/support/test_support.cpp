@@ -269,6 +269,9 @@ std::string https_client::receive_until_close(std::chrono::seconds limit) {
         if (ec)
             break;
     }
+    // Closing at once, as a browser does on close_notify, lets the server finish its shutdown.
+    beast::error_code ignored;
+    beast::get_lowest_layer(*stream_).socket().close(ignored);
     connected_ = false;
     return received;
 }

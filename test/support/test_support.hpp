@@ -97,6 +97,7 @@ public:
     session_store& sessions() { return fixture_.sessions(); }
     const token_signer& signer() { return *fixture_.signer; }
     server& listener() { return *server_; }
+    service_fixture& fixture() { return fixture_; }
     // Stops and waits (bounded) for run() to complete; true when it did.
     bool stop_and_wait(std::chrono::seconds limit = std::chrono::seconds(20));
 

@@ -155,6 +155,8 @@ const std::vector<std::string> session_info_keys{"customerId", "expiresAt", "imp
 
 // The service behind its handler, and a way to call it.
 struct world : test::service_fixture {
+    explicit world(service_config config = {}) : test::service_fixture(config) {}
+
     request_context call{"127.0.0.1:1234", std::chrono::system_clock::now()};
 
     http_response request(http::verb method, std::string_view target, std::string body = {},
@@ -755,6 +757,29 @@ BOOST_AUTO_TEST_CASE(coworker_impersonation_and_exchange) {
     check_problem(w.get("/api/sys/users/impersonate?customerId=101", impersonated), 403,
                   urn("impersonated-session"));
     check_problem(w.get("/api/sys/audit", impersonated), 403, urn("operator-required"));
+}
+
+// Time moves by the request's clock, not by sleeping.
+BOOST_AUTO_TEST_CASE(expired_token_and_session_cap) {
+    world w(service_config{
+        .session_ttl = 3600s, .impersonation_token_ttl = 1s, .impersonation_session_ttl = 2s});
+    std::string alice = w.alice();
+    std::string stale = token_of(w.get("/api/public/coworkers/12/impersonate", alice));
+    std::string fresh = token_of(w.get("/api/public/coworkers/11/impersonate", alice));
+    auto session = w.post("/api/public/auth/login/" + fresh);
+    check_json_ok(session);
+    json::object s = body_object(session);
+    BOOST_TEST(int_member(s, "expiresIn") <= 2);
+    const std::string refresh(s.at("refreshToken").get_string());
+    const std::string access(s.at("accessToken").get_string());
+
+    w.call.now += 2100ms;
+    check_unauthorized(w.post("/api/public/auth/login/" + stale), realm_invalid_token); // exp
+    // The cap holds across refresh: no refresh extends past it.
+    check_problem(w.post("/api/public/auth/refresh",
+                         json::serialize(json::object{{"refreshToken", refresh}})),
+                  401, urn("invalid-refresh-token"));
+    check_unauthorized(w.get("/api/public/auth/session", access), realm_invalid_token);
 }
 
 BOOST_AUTO_TEST_CASE(coworker_impersonation_denials) {
