@@ -22,7 +22,7 @@ scripts/install-deps.sh clang libclang-rt-14-dev
 
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPORTAL_AUTH_BUILD_FUZZERS=ON -DBUILD_TESTING=OFF \
-    -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+    -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=function -fno-sanitize-recover=all" \
     >/dev/null
 cmake --build "$build_dir" -j2 --target "${targets[@]}"
 fi

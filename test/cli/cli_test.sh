@@ -249,6 +249,10 @@ expect_usage_error "flags: unknown option" '--no-such-option' -- \
 expect_usage_error "flags: --threads 0" '--threads' -- serve "${L[@]}" "${D[@]}" --threads 0
 expect_usage_error "flags: --threads abc" '--threads' '"abc"' -- \
     serve "${L[@]}" "${D[@]}" --threads abc
+expect_usage_error "flags: --hash-threads 0" '--hash-threads' -- \
+    serve "${L[@]}" "${D[@]}" --hash-threads 0
+expect_usage_error "flags: --hash-queue x" '--hash-queue' '"x"' -- \
+    serve "${L[@]}" "${D[@]}" --hash-queue x
 expect_usage_error "flags: --listen nonsense" '--listen' 'nonsense' -- \
     serve --listen nonsense "${D[@]}" "${K[@]}" "${C[@]}"
 expect_usage_error "flags: --listen port out of range" '--listen' '99999' -- \
