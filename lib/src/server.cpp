@@ -28,6 +28,7 @@
 #include <string>
 
 #include "http_connection.hpp"
+#include "tls_socket_stream.hpp"
 #include "response_serializer.hpp"
 
 namespace portal_auth {
@@ -62,10 +63,10 @@ struct connection_handle {
 struct connection {
     connection(tcp::socket socket, ssl::context& tls, const detail::http_connection_limits& limits,
                clock::duration period)
-        : stream(std::move(socket), tls), watchdog_timer(stream.get_executor()),
+        : stream(std::move(socket), tls), watchdog_timer(stream.socket().get_executor()),
           wake_period(period), machine(limits) {}
 
-    tcp::socket& socket() { return stream.next_layer(); }
+    tcp::socket& socket() { return stream.socket(); }
 
     void expires_at(clock::time_point t) {
         deadline = t;
@@ -73,7 +74,7 @@ struct connection {
             watchdog_timer.cancel(); // the watchdog wakes and re-arms for the earlier deadline
     }
 
-    ssl::stream<tcp::socket> stream;
+    detail::tls_socket_stream stream;
     asio::steady_timer watchdog_timer;
     const clock::duration wake_period;
     clock::time_point deadline = clock::time_point::max();
@@ -250,12 +251,12 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remo
         c.expires_at(next.deadline);
         switch (next.type) {
         case http_connection::action_type::handshake: {
-            auto [ec] = co_await c.stream.async_handshake(ssl::stream_base::server, await_tuple);
+            const beast::error_code ec = co_await c.stream.handshake();
             m.handshake_done(ec);
             break;
         }
         case http_connection::action_type::read: {
-            auto [ec, n] = co_await c.stream.async_read_some(m.prepare_input(), await_tuple);
+            auto [ec, n] = co_await c.stream.read_some(m.prepare_input());
             m.commit_input(n);
             if (ec)
                 m.input_error(ec);
@@ -271,21 +272,16 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remo
             m.submit_response(protocol_error_response(next.status));
             break;
         case http_connection::action_type::write: {
-            const std::string_view bytes = m.output();
-            auto [ec, n] = co_await asio::async_write(
-                c.stream, asio::buffer(bytes.data(), bytes.size()), await_tuple);
+            const beast::error_code ec = co_await c.stream.write(m.output());
             m.output_written(ec);
             break;
         }
         case http_connection::action_type::close:
             // close_notify, so that clients keep the TLS session for resumption. Sent without
-            // waiting for the peer's own (as nginx does): marking it received makes
-            // SSL_shutdown complete once ours is written, so a silent client cannot hold the
-            // connection (or a server stop) open until the close deadline.
-            if (next.close_notify) {
-                SSL_set_shutdown(c.stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
-                co_await c.stream.async_shutdown(await_tuple);
-            }
+            // waiting for the peer's own (as nginx does), so that a silent client cannot hold
+            // the connection (or a server stop) open until the close deadline.
+            if (next.close_notify)
+                (void)co_await c.stream.shutdown();
             co_return;
         }
     }
