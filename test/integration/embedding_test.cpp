@@ -55,6 +55,16 @@ asio::awaitable<void> serve_until(server& srv, std::chrono::milliseconds limit, 
     timer_won = which.index() == 1;
 }
 
+// The cancellation tests' application: the service, its own TLS context and io_context, and a
+// listener whose 30 s grace is far longer than any of these tests waits.
+struct embedded_listener {
+    test::service_fixture deps;
+    asio::ssl::context tls = application_tls_context().value();
+    asio::io_context ioc;
+    server srv{ioc.get_executor(), tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
+               std::ref(deps.handler), server_config{.shutdown_grace = std::chrono::seconds(30)}};
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(embedding)
@@ -88,12 +98,9 @@ BOOST_AUTO_TEST_CASE(listener_on_the_applications_io_context) {
 }
 
 BOOST_AUTO_TEST_CASE(run_raced_against_a_timer_closes_everything_when_the_timer_fires) {
-    test::service_fixture deps;
-    auto tls = application_tls_context();
-    BOOST_TEST_REQUIRE(tls.has_value());
-    asio::io_context ioc;
-    server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
-               std::ref(deps.handler), server_config{.shutdown_grace = std::chrono::seconds(30)});
+    embedded_listener app;
+    asio::io_context& ioc = app.ioc;
+    server& srv = app.srv;
     bool timer_won = false;
     bool completed = false;
     asio::co_spawn(ioc, serve_until(srv, std::chrono::milliseconds(300), timer_won),
@@ -116,12 +123,10 @@ BOOST_AUTO_TEST_CASE(run_raced_against_a_timer_closes_everything_when_the_timer_
 }
 
 BOOST_AUTO_TEST_CASE(total_cancellation_is_a_graceful_stop) {
-    test::service_fixture deps;
-    auto tls = application_tls_context();
-    BOOST_TEST_REQUIRE(tls.has_value());
-    asio::io_context ioc;
-    server srv(ioc.get_executor(), *tls, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
-               std::ref(deps.handler), server_config{.shutdown_grace = std::chrono::seconds(30)});
+    embedded_listener app;
+    test::service_fixture& deps = app.deps;
+    asio::io_context& ioc = app.ioc;
+    server& srv = app.srv;
     asio::cancellation_signal stop_signal;
     bool completed = false;
     asio::co_spawn(ioc, srv.run(),

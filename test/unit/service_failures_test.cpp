@@ -140,6 +140,13 @@ struct faulty_world {
     auth_service service;
     request_handler handler;
 
+    // Alice's access token, from a login made while everything works.
+    std::string alice() {
+        auto session = test::run_sync(service.login("alice@acme.test", "alice-pw", at_start));
+        BOOST_TEST_REQUIRE(session.has_value());
+        return session->tokens.access_token;
+    }
+
     http_response get(std::string_view target, std::string_view token) {
         http_request req{http::verb::get, target, 11};
         req.set(http::field::authorization, "Bearer " + std::string(token));
@@ -316,10 +323,9 @@ BOOST_AUTO_TEST_CASE(a_login_whose_line_cannot_be_written_is_undone) {
 
 BOOST_AUTO_TEST_CASE(no_impersonation_token_without_its_line) {
     faulty_world w;
-    auto alice = test::run_sync(w.service.login("alice@acme.test", "alice-pw", at_start));
-    BOOST_TEST_REQUIRE(alice.has_value());
+    const std::string alice = w.alice();
     w.audit.failing = true;
-    auto res = w.get("/api/public/coworkers/12/impersonate", alice->tokens.access_token);
+    auto res = w.get("/api/public/coworkers/12/impersonate", alice);
     BOOST_TEST(res.result_int() == 503u);
     BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:audit-unavailable");
     BOOST_TEST(res.body().find("token\"") == std::string::npos);
@@ -332,15 +338,14 @@ BOOST_AUTO_TEST_CASE(no_impersonation_token_without_its_line) {
 
 BOOST_AUTO_TEST_CASE(a_failed_denial_line_does_not_change_the_answer) {
     faulty_world w;
-    auto alice = test::run_sync(w.service.login("alice@acme.test", "alice-pw", at_start));
-    BOOST_TEST_REQUIRE(alice.has_value());
+    const std::string alice = w.alice();
     w.audit.failing = true;
     // Owner -> owner is denied with 403 whether or not its line could be written.
-    auto res = w.get("/api/public/coworkers/13/impersonate", alice->tokens.access_token);
+    auto res = w.get("/api/public/coworkers/13/impersonate", alice);
     BOOST_TEST(res.result_int() == 403u);
     BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:role-forbidden");
     // Reading needs no audit line either.
-    BOOST_TEST(w.get("/api/public/auth/session", alice->tokens.access_token).result_int() == 200u);
+    BOOST_TEST(w.get("/api/public/auth/session", alice).result_int() == 200u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -349,10 +354,9 @@ BOOST_AUTO_TEST_SUITE(store_failures)
 
 BOOST_AUTO_TEST_CASE(a_failing_store_answers_503_store_unavailable_and_issues_nothing) {
     faulty_world w;
-    auto alice = test::run_sync(w.service.login("alice@acme.test", "alice-pw", at_start));
-    BOOST_TEST_REQUIRE(alice.has_value());
+    const std::string alice = w.alice();
     w.store.failing = true;
-    auto res = w.get("/api/public/auth/session", alice->tokens.access_token);
+    auto res = w.get("/api/public/auth/session", alice);
     BOOST_TEST(res.result_int() == 503u);
     BOOST_TEST(header(res, http::field::retry_after) == "1");
     BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:store-unavailable");
@@ -361,7 +365,7 @@ BOOST_AUTO_TEST_CASE(a_failing_store_answers_503_store_unavailable_and_issues_no
 
     // Service resumes when the store does.
     w.store.failing = false;
-    BOOST_TEST(w.get("/api/public/auth/session", alice->tokens.access_token).result_int() == 200u);
+    BOOST_TEST(w.get("/api/public/auth/session", alice).result_int() == 200u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
