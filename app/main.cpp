@@ -450,6 +450,9 @@ int run(std::vector<std::string_view> args) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // A write to a client that has gone must be an error, not the end of the process. (The
+    // library's own TLS writes never raise SIGPIPE; this covers everything else, stdout too.)
+    std::signal(SIGPIPE, SIG_IGN);
     try {
         return run(std::vector<std::string_view>(argv + 1, argv + argc));
     } catch (const usage_error& e) {

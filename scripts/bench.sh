@@ -171,6 +171,12 @@ cleanup() {
     stop_pid "$server_pid"
     stop_pid "$storm_pid"
     stop_pid "$idle_pid"
+    if [ "$status" -ne 0 ] && [ -n "$work" ] && [ -d "$work" ]; then
+        # A failed run keeps the servers' stderr for the post-mortem.
+        for f in "$work"/*.err; do
+            [ -s "$f" ] && { echo "bench: $(basename "$f"):" >&2; tail -20 "$f" >&2; }
+        done
+    fi
     [ -n "$work" ] && [ -d "$work" ] && rm -rf "$work"
     exit "$status"
 }

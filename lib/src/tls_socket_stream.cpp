@@ -6,16 +6,62 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <new>
+
+#include <sys/socket.h>
 
 namespace portal_auth::detail {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+namespace {
+
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the peer has gone: the
+// default action ends the process (seen under wrk and openssl s_client when a client closed
+// before the server's close_notify). This method is the socket BIO with send(MSG_NOSIGNAL) for
+// writes; reads and controls are the socket BIO's own. The library handles no signals, so it
+// may not rely on the application ignoring SIGPIPE.
+int write_without_sigpipe(BIO* bio, const char* data, int size) {
+    int fd = -1;
+    BIO_get_fd(bio, &fd);
+    errno = 0;
+    const ssize_t written = ::send(fd, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+    BIO_clear_retry_flags(bio);
+    if (written <= 0 && BIO_sock_should_retry(static_cast<int>(written)))
+        BIO_set_retry_write(bio);
+    return static_cast<int>(written);
+}
+
+int puts_without_sigpipe(BIO* bio, const char* text) {
+    return write_without_sigpipe(bio, text, static_cast<int>(std::strlen(text)));
+}
+
+const BIO_METHOD* socket_method_without_sigpipe() {
+    static const BIO_METHOD* method = [] {
+        const BIO_METHOD* socket = BIO_s_socket();
+        BIO_METHOD* m =
+            BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                         "socket without SIGPIPE");
+        if (!m || !BIO_meth_set_write(m, write_without_sigpipe) ||
+            !BIO_meth_set_puts(m, puts_without_sigpipe) ||
+            !BIO_meth_set_read(m, BIO_meth_get_read(socket)) ||
+            !BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(socket)) ||
+            !BIO_meth_set_create(m, BIO_meth_get_create(socket)) ||
+            !BIO_meth_set_destroy(m, BIO_meth_get_destroy(socket)))
+            throw std::bad_alloc();
+        return m;
+    }();
+    return method;
+}
+
+} // namespace
 
 tls_socket_stream::tls_socket_stream(asio::ip::tcp::socket socket, asio::ssl::context& tls)
     : socket_(std::move(socket)), ssl_(SSL_new(tls.native_handle())) {
@@ -27,13 +73,16 @@ tls_socket_stream::tls_socket_stream(asio::ip::tcp::socket socket, asio::ssl::co
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     error_code ec;
     socket_.non_blocking(true, ec);
-    if (ec || SSL_set_fd(ssl_.get(), static_cast<int>(socket_.native_handle())) != 1)
+    BIO* bio = BIO_new(socket_method_without_sigpipe());
+    if (ec || !bio)
         throw std::bad_alloc();
+    BIO_set_fd(bio, static_cast<int>(socket_.native_handle()), BIO_NOCLOSE);
+    SSL_set_bio(ssl_.get(), bio, bio); // the SSL object owns the BIO from here
     SSL_set_accept_state(ssl_.get());
 }
 
-asio::awaitable<std::pair<error_code, std::size_t>>
-tls_socket_stream::run(operation op, void* data, std::size_t size) {
+asio::awaitable<std::pair<error_code, std::size_t>> tls_socket_stream::run(operation op, void* data,
+                                                                           std::size_t size) {
     constexpr auto await_tuple = asio::as_tuple(asio::use_awaitable);
     const int length = static_cast<int>(std::min<std::size_t>(size, INT_MAX));
     for (;;) {
@@ -94,7 +143,8 @@ tls_socket_stream::read_some(asio::mutable_buffer buffer) {
 
 asio::awaitable<error_code> tls_socket_stream::write(std::string_view bytes) {
     while (!bytes.empty()) {
-        auto [ec, n] = co_await run(operation::write, const_cast<char*>(bytes.data()), bytes.size());
+        auto [ec, n] =
+            co_await run(operation::write, const_cast<char*>(bytes.data()), bytes.size());
         if (ec)
             co_return ec;
         bytes.remove_prefix(n);

@@ -58,6 +58,20 @@ BOOST_AUTO_TEST_CASE(slowloris_is_cut_off_at_the_request_timeout) {
     BOOST_TEST(fresh.get("/healthz").status == 200u);
 }
 
+// A client that sends a request and resets the connection at once: the server's answer, and its
+// close_notify, go to a dead socket. A write(2) there raises SIGPIPE, whose default action would
+// end this whole test process; the library must survive without the application ignoring it.
+BOOST_AUTO_TEST_CASE(clients_that_reset_do_not_bring_the_server_down) {
+    running_server srv;
+    for (int i = 0; i < 50; ++i) {
+        https_client rude(srv.port());
+        rude.send_raw("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        rude.reset();
+    }
+    https_client polite(srv.port());
+    BOOST_TEST(polite.get("/healthz").status == 200u);
+}
+
 BOOST_AUTO_TEST_CASE(idle_keep_alive_connections_are_closed) {
     running_server srv({}, server_config{.idle_timeout = 200ms});
     https_client idle(srv.port());

@@ -276,6 +276,14 @@ std::string https_client::receive_until_close(std::chrono::seconds limit) {
     return received;
 }
 
+void https_client::reset() {
+    auto& socket = beast::get_lowest_layer(*stream_).socket();
+    beast::error_code ignored;
+    socket.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+    connected_ = false;
+}
+
 std::string https_client::raw_exchange(std::string_view bytes) {
     send_raw(bytes);
     return receive_until_close();

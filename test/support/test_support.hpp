@@ -141,6 +141,8 @@ public:
     // The two halves of raw_exchange, for requests sent in pieces.
     void send_raw(std::string_view bytes);
     std::string receive_until_close(std::chrono::seconds limit = std::chrono::seconds(5));
+    // Aborts the connection: TCP RST, no close_notify.
+    void reset();
     bool connected() const { return connected_; }
 
 private:
