@@ -10,6 +10,8 @@
 #include <portal_auth/tls_context.hpp>
 #include <portal_auth/token_signer.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -354,14 +356,16 @@ int serve(const options& opts) {
         throw usage_error{"--listen " + opts.listen + ": " + e.code().message()};
     }
 
-    // SIGTERM or SIGINT: a graceful stop within --shutdown-grace; a second one closes
-    // everything at once.
+    // SIGTERM or SIGINT: total cancellation of run(), a graceful stop within --shutdown-grace;
+    // a second one is terminal cancellation and closes everything at once.
+    asio::cancellation_signal stop;
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     std::function<void(boost::system::error_code, int)> on_stop_signal =
         [&, stops = 0](boost::system::error_code ec, int) mutable {
             if (ec)
                 return;
-            server->stop(++stops > 1);
+            stop.emit(++stops == 1 ? asio::cancellation_type::total
+                                   : asio::cancellation_type::terminal);
             signals.async_wait(on_stop_signal);
         };
     signals.async_wait(on_stop_signal);
@@ -384,13 +388,14 @@ int serve(const options& opts) {
             hangup.async_wait(on_hangup);
         };
     hangup.async_wait(on_hangup);
-    asio::co_spawn(ioc, server->run(), [&](std::exception_ptr e) {
-        signals.cancel();
-        hangup.cancel();
-        keep_running.clear();
-        if (e)
-            std::rethrow_exception(e);
-    });
+    asio::co_spawn(ioc, server->run(),
+                   asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+                       signals.cancel();
+                       hangup.cancel();
+                       keep_running.clear();
+                       if (e)
+                           std::rethrow_exception(e);
+                   }));
 
     std::cout << "listening on " << format_listen_url(server->local_endpoint()) << std::endl;
 
