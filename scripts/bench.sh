@@ -5,7 +5,10 @@
 # HTTP scenarios (wrk -t1 -c64 -d10s --latency, scripts in scripts/bench/):
 #   S0  GET /healthz                               portal-auth and nginx (`return 200`)
 #   S1  GET /api/public/auth/session               with a bearer
-#   S2  GET /api/public/coworkers/profiles         with a bearer
+#   S2  GET /api/public/coworkers/profiles         with a bearer; next to it the row "S2 nginx
+#       (static file, same size)": nginx serving portal-auth's S2 body, fetched once from
+#       portal-auth at start-up, as a static file (GET /s2-static.json, same bytes, same TLS
+#       setup and certificate as nginx S0). Goal: portal-auth S2 req/s >= 1.0 x that row's.
 #   S3  GET /api/public/coworkers/{id}/impersonate an owner's bearer
 #   S4  impersonate, then POST /api/public/auth/login/{token} with the token just received
 #   S5  GET /healthz with Connection: close        new TLS connections, portal-auth and nginx
@@ -17,8 +20,8 @@
 #       <= 20 ms; counting the requests a stall held back) and the login side's statuses: 2xx,
 #       503 (load shed: expected) and any other (goal 0).
 # Each scenario runs BENCH_RUNS times (default 3), in rounds over all scenarios, portal-auth and
-# nginx alternating. Per row: req/s (median, min-max), p50, p99, errors, the ratio to nginx S0 and
-# the server's CPU seconds per 1,000 requests.
+# nginx alternating (S0, S2, S5). Per row: req/s (median, min-max), p50, p99, errors, the ratio
+# to nginx S0 and the server's CPU seconds per 1,000 requests.
 #
 # Idle connections (idle_conns.py): 3,000 TLS keep-alive connections, each after its handshake and
 # one GET /healthz left open and idle, to a fresh portal-auth and then to the nginx worker; the
@@ -31,7 +34,8 @@
 # Usage: scripts/bench.sh [--quick] [--only LIST]
 #   --quick      wrk -d3s instead of -d10s
 #   --only LIST  only these, comma-separated: S0 S1 S2 S3 S4 S5 S6 idle micro (micro: the
-#                micro-suite and the session memory probe); e.g. --only S6,idle
+#                micro-suite and the session memory probe; S2: both S2 rows, nginx's too);
+#                e.g. --only S6,idle
 # Environment: BENCH_THREADS (portal-auth --threads, default 1; not for S6, which runs the
 #   defaults), BENCH_RUNS (3 to 10, default 3; 1 to 10 with --only), BENCH_BINARY (a portal-auth
 #   already built: skips scripts/build.sh), BENCH_HASH_THREADS / BENCH_HASH_QUEUE (when set,
@@ -113,10 +117,10 @@ storm_accounts=32    # customers with their own ln=14 password: the login side r
 storm_login_connections=8
 idle_count=3000
 
-# Which servers the chosen parts need. nginx's body copies portal-auth's /healthz, so nginx
-# needs the main server too.
+# Which servers the chosen parts need. nginx's body copies portal-auth's /healthz and its S2 file
+# portal-auth's S2 body, so nginx needs the main server too.
 need_nginx=0
-want_any S0 S5 idle && need_nginx=1
+want_any S0 S2 S5 idle && need_nginx=1
 need_main=$need_nginx
 want_any S1 S2 S3 S4 && need_main=1
 need_bearer=0
@@ -292,28 +296,47 @@ fi
 server_stderr=""
 
 # --- 4. bearer and coworker targets, through the API --------------------------------------------
+# The S2 answer is kept byte for byte in a file ($(...) would drop a trailing newline): the
+# coworker targets come from it, and nginx serves it as its S2 static file.
 targets=""
+s2_body=$work/s2-body.json
+s2_bytes=""
 if [ "$need_bearer" -eq 1 ]; then
     bearer=$(login_bearer "$url" "$owner_email" "$owner_password")
-    listing=$(curl -sS --fail --max-time 10 --cacert "$cert" "$url/api/public/coworkers/profiles" \
+    s2_downloaded=$(curl -sS --fail --max-time 10 --cacert "$cert" -o "$s2_body" \
+        -w '%{size_download}' "$url/api/public/coworkers/profiles" \
         -H "Authorization: Bearer $bearer")
-    targets=$(printf '%s' "$listing" | python3 -c '
+    s2_bytes=$(wc -c <"$s2_body")
+    [ "$s2_bytes" = "$s2_downloaded" ] || {
+        echo "bench: S2 body: $s2_bytes bytes on disk, curl read $s2_downloaded" >&2
+        exit 1
+    }
+    targets=$(python3 -c '
 import json, sys
-rows = json.load(sys.stdin)["Profiles"]
-print(",".join(str(r["Id"]) for r in rows if r["CanImpersonate"])[:200].rstrip(","))')
+rows = json.load(open(sys.argv[1]))["Profiles"]
+print(",".join(str(r["Id"]) for r in rows if r["CanImpersonate"])[:200].rstrip(","))' "$s2_body")
     [ -n "$targets" ] || { echo "bench: $owner_email may impersonate nobody" >&2; exit 1; }
     first_target=${targets%%,*}
     code=$(curl -sS --max-time 10 --cacert "$cert" -o /dev/null -w '%{http_code}' \
         "$url/api/public/coworkers/$first_target/impersonate" -H "Authorization: Bearer $bearer")
     [ "$code" = 200 ] || { echo "bench: impersonation check answered $code" >&2; exit 1; }
     echo "bench: bearer: $owner_email (owner of team 1); coworker targets: $targets"
+    echo "bench: S2 body: $s2_bytes bytes"
 fi
 
 # --- 5. nginx, by hand ---------------------------------------------------------------------------
 health_body=""
 if [ "$need_nginx" -eq 1 ]; then
     health_body=$(curl -sS --fail --max-time 10 --cacert "$cert" "$url/healthz")
-    mkdir -p "$work/nginx-tmp"
+    mkdir -p "$work/nginx-tmp" "$work/www"
+    # The template's document root; its S2 location serves this file. Started as root, nginx's
+    # worker runs as nobody: it needs to pass through the mktemp dir (0700) and read the file.
+    # o+x only: no listing, and the key stays 0600.
+    if want S2; then
+        install -m 0644 "$s2_body" "$work/www/s2-static.json"
+        chmod o+x "$work"
+        chmod 0755 "$work/www"
+    fi
     nginx_port=""
     for attempt in 1 2 3 4 5; do
         candidate=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
@@ -361,6 +384,16 @@ PY
     [ -n "$nginx_workers" ] || { echo "bench: no nginx worker process found" >&2; exit 1; }
     echo "bench: nginx master $nginx_pid (worker $nginx_workers) on $nginx_url;" \
         "bodies: portal-auth ${#health_body} bytes, nginx ${#nginx_body} bytes"
+    if want S2; then
+        # The static row compares like with like only if nginx sends exactly portal-auth's bytes.
+        if ! curl -sS --fail --max-time 10 --cacert "$cert" -o "$work/s2-nginx.json" \
+            "$nginx_url/s2-static.json" || ! cmp -s "$s2_body" "$work/s2-nginx.json"; then
+            echo "bench: nginx's /s2-static.json differs from portal-auth's S2 body" >&2
+            exit 1
+        fi
+        echo "bench: S2 static file: nginx $nginx_url/s2-static.json," \
+            "$(wc -c <"$work/s2-nginx.json") bytes (portal-auth S2: $s2_bytes bytes)"
+    fi
 fi
 
 # --- 6. TLS resumption check (openssl s_client, session saved then offered) ---------------------
@@ -481,8 +514,15 @@ if want_any S0 S1 S2 S3 S4 S5; then
                 BENCH_PATH=/api/public/auth/session BENCH_BEARER="$bearer"
         fi
         if want S2; then
-            run_wrk S2 portal-auth "$round" "$duration" get.lua \
-                BENCH_PATH=/api/public/coworkers/profiles BENCH_BEARER="$bearer"
+            # nginx's row: the same body as a static file, no bearer (nothing to check there).
+            for s in "${order[@]}"; do
+                if [ "$s" = nginx ]; then
+                    run_wrk S2 nginx "$round" "$duration" get.lua BENCH_PATH=/s2-static.json
+                else
+                    run_wrk S2 portal-auth "$round" "$duration" get.lua \
+                        BENCH_PATH=/api/public/coworkers/profiles BENCH_BEARER="$bearer"
+                fi
+            done
         fi
         if want S3; then
             run_wrk S3 portal-auth "$round" "$duration" get.lua \
@@ -639,7 +679,8 @@ META_COMPILER=$(c++ --version | head -1) \
 META_BENCHMARK=$(dpkg-query -W -f='${Version}' libbenchmark-dev 2>/dev/null || echo '?') \
 META_MODE="$mode (wrk -d${duration}s)" META_DURATION=$duration META_RUNS=$runs \
 META_CONNECTIONS=$connections META_THREADS=$threads META_TARGETS=$targets \
-META_HEALTH_BYTES=${#health_body} META_LOAD_BEFORE=$load_before META_LOAD_AFTER=$load_after \
+META_HEALTH_BYTES=${#health_body} META_S2_BYTES=$s2_bytes \
+META_LOAD_BEFORE=$load_before META_LOAD_AFTER=$load_after \
 META_MICRO_MIN_TIME=$micro_min_time META_SERVER_STDERR=$server_stderr \
 META_PARTS=$parts META_STORM_LN=$storm_ln META_STORM_ACCOUNTS=$storm_accounts \
 META_STORM_LOGIN_CONNECTIONS=$storm_login_connections META_STORM_THREADS=$storm_threads \
@@ -660,6 +701,7 @@ meta = {
     "duration": e["META_DURATION"], "runs": int(e["META_RUNS"]),
     "connections": int(e["META_CONNECTIONS"]), "threads": int(e["META_THREADS"]),
     "targets": e["META_TARGETS"], "health_body_bytes": int(e["META_HEALTH_BYTES"]),
+    "s2_body_bytes": int(e["META_S2_BYTES"]) if e["META_S2_BYTES"] else None,
     "load_before": e["META_LOAD_BEFORE"], "load_after": e["META_LOAD_AFTER"],
     "micro_min_time": e["META_MICRO_MIN_TIME"], "server_stderr": e["META_SERVER_STDERR"].strip(),
     "parts": e["META_PARTS"].split(","),

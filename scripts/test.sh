@@ -11,7 +11,7 @@ scripts/install-deps.sh clang libclang-rt-14-dev
 if [ "${1:-}" = "--tsan" ]; then
     BUILD_DIR=build-tsan scripts/build.sh RelWithDebInfo \
         -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer"
-    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/test/tsan.supp" \
         ctest --test-dir build-tsan --output-on-failure --timeout 900
     exit 0
 fi

@@ -28,7 +28,10 @@ SCENARIOS = [
 GOAL_STORM_RATIO = 0.4     # S1 under the storm / S1 alone, at least
 GOAL_HEALTHZ_P99_MS = 20   # /healthz p99 under the storm, at most
 GOAL_IDLE_KIB = 32         # portal-auth RSS per idle TLS connection, at most
+GOAL_S2_STATIC_RATIO = 1.0  # portal-auth S2 / nginx serving the same body as a static file
 SERVERS = ["portal-auth", "nginx"]
+# Rows whose nginx side is not the scenario's request: S2's is the same body as a static file.
+ROW_NAMES = {("S2", "nginx"): "S2 nginx (static file, same size): GET /s2-static.json"}
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
@@ -356,12 +359,34 @@ def main():
             cpu_k = statistics.median(x["cpu_s"] / x["requests"] * 1000 for x in rs
                                       if x["requests"])
             ratio = f"{med / base_rps:.2f}" if base_rps else "n/a"
-            L.append(f"| {sid} {desc} | {server} | {fmt_rate(med)} ({fmt_rate(min(rps))}–"
+            name = ROW_NAMES.get((sid, server), f"{sid} {desc}")
+            L.append(f"| {name} | {server} | {fmt_rate(med)} ({fmt_rate(min(rps))}–"
                      f"{fmt_rate(max(rps))}) | {fmt_ms(p50)} | {fmt_ms(p99)} | "
                      f"{'; '.join(errs) if errs else '0'} | {ratio} | {cpu_k:.4f} |")
             summary[f"{sid}/{server}"] = {"rps_median": med, "runs": len(rs),
                                           "cpu_s_per_1k": cpu_k, "non2xx": non2xx,
                                           "socket_errors": sock}
+
+    # The S2 goal, from the medians of this run only (the two rows alternate inside each round).
+    goal_lines = []
+    s2_pa, s2_ng = summary.get("S2/portal-auth"), summary.get("S2/nginx")
+    if s2_pa and s2_ng:
+        s2_ratio = s2_pa["rps_median"] / s2_ng["rps_median"]
+        size = meta.get("s2_body_bytes")
+        goal_lines = [
+            f"- S2 goal: portal-auth S2 >= {GOAL_S2_STATIC_RATIO:.1f} x nginx serving a static "
+            f"file of the same size over the same TLS: {s2_ratio:.3f} — "
+            f"{verdict(s2_ratio >= GOAL_S2_STATIC_RATIO)} ({fmt_rate(s2_pa['rps_median'])} / "
+            f"{fmt_rate(s2_ng['rps_median'])} req/s, medians"
+            + (f"; body {size:,} bytes" if size else "") + ")",
+            # s per 1k requests = ms per request; µs reads better at these rates.
+            f"- S2 server CPU per request: portal-auth {s2_pa['cpu_s_per_1k'] * 1000:.1f} µs, "
+            f"nginx (static file) {s2_ng['cpu_s_per_1k'] * 1000:.1f} µs"
+            + (f" ({s2_pa['cpu_s_per_1k'] / s2_ng['cpu_s_per_1k']:.2f} x)"
+               if s2_ng["cpu_s_per_1k"] else ""),
+        ]
+        summary["S2/goal"] = {"ratio": s2_ratio, "goal": GOAL_S2_STATIC_RATIO,
+                              "pass": s2_ratio >= GOAL_S2_STATIC_RATIO, "body_bytes": size}
 
     # The sections first: they add their failures to bad_runs, listed under the main table.
     sections = [storm_section(work, meta, runs, summary, bad_runs),
@@ -398,6 +423,16 @@ def main():
                      "`Strict-Transport-Security` and `X-Content-Type-Options` headers, same "
                      "certificate, TLS 1.2/1.3, session tickets on "
                      "(`scripts/bench/nginx.conf.template`).")
+    if ("S2", "nginx") in runs:
+        size = meta.get("s2_body_bytes")
+        notes.append("- S2 nginx (static file, same size): portal-auth's S2 answer"
+                     + (f" ({size:,} bytes)" if size else "")
+                     + ", fetched once with the bench's bearer before the runs, written to the "
+                     "work directory and served by the same nginx server block (same certificate "
+                     "and TLS settings as nginx S0) as `/s2-static.json` from disk: "
+                     "`application/json`, the same three extra headers, nginx's defaults "
+                     "otherwise (its own `ETag`, `Last-Modified`, `Accept-Ranges`); checked "
+                     "byte for byte against portal-auth's body before the runs. No bearer.")
     s4 = runs.get(("S4", "portal-auth"), [])
     if s4:
         parts = []
@@ -443,7 +478,8 @@ def main():
     H.append("")
     text = H
     if main_rows or bad_runs:
-        text += ["## HTTP scenarios", ""] + (L + [""] if main_rows else []) + notes
+        text += ["## HTTP scenarios", ""] + (L + [""] if main_rows else []) \
+            + (goal_lines + [""] if goal_lines else []) + notes
     for section in sections:
         if section:
             text += [""] + section

@@ -160,28 +160,25 @@ running_server::running_server(service_config config, server_config server_cfg,
                     tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
                     std::ref(fixture_.handler), std::move(server_cfg));
     port_ = server_->local_endpoint().port();
-    asio::co_spawn(ioc_, server_->run(), [this](std::exception_ptr e) {
-        BOOST_CHECK(!e);
-        finished_ = true;
-    });
+    asio::co_spawn(ioc_, server_->run(), [this](std::exception_ptr e) { done_.set_value(e); });
     for (int i = 0; i < 2; ++i)
         threads_.emplace_back([this] { ioc_.run(); });
 }
 
 bool running_server::stop_and_wait(std::chrono::seconds limit) {
-    if (stopped_)
-        return finished_;
-    stopped_ = true;
-    server_->stop();
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!finished_ && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    return finished_;
+    if (!stopped_) {
+        stopped_ = true;
+        server_->stop();
+    }
+    return finished_.wait_for(limit) == std::future_status::ready;
 }
 
 running_server::~running_server() {
-    BOOST_CHECK_MESSAGE(stop_and_wait(), "server run() did not complete after stop()");
-    if (!finished_)
+    const bool completed = stop_and_wait();
+    BOOST_CHECK_MESSAGE(completed, "server run() did not complete after stop()");
+    if (completed)
+        BOOST_CHECK_MESSAGE(!finished_.get(), "server run() ended with an exception");
+    else
         ioc_.stop(); // a hang is reported above; do not hang the suite too
     for (auto& t : threads_)
         t.join();

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <exception>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,7 +107,10 @@ private:
     boost::asio::io_context ioc_{2};
     boost::asio::ssl::context tls_;
     std::optional<server> server_;
-    std::atomic<bool> finished_{false};
+    // run()'s completion, set on an io_context thread; checked on the test's own thread
+    // (Boost.Test's checks are not thread-safe).
+    std::promise<std::exception_ptr> done_;
+    std::shared_future<std::exception_ptr> finished_ = done_.get_future().share();
     std::vector<std::thread> threads_;
     unsigned short port_ = 0;
     bool stopped_ = false;
