@@ -85,8 +85,19 @@ asio::awaitable<std::pair<error_code, std::size_t>> tls_socket_stream::run(opera
                                                                            std::size_t size) {
     constexpr auto await_tuple = asio::as_tuple(asio::use_awaitable);
     const int length = static_cast<int>(std::min<std::size_t>(size, INT_MAX));
+    // After a response the client's next request has usually not arrived: waiting for
+    // readiness first saves the read(2) that would only say EAGAIN. The wait completes at once
+    // when the bytes are already there; OpenSSL may also hold a whole record already.
+    if (op == operation::read && wrote_last_ && SSL_has_pending(ssl_.get()) == 0) {
+        auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, await_tuple);
+        if (ec)
+            co_return std::pair{ec, std::size_t{0}};
+    }
+    wrote_last_ = op == operation::write;
     for (;;) {
-        ERR_clear_error();
+        // SSL_get_error needs an empty error queue; clearing a clean one is not free.
+        if (ERR_peek_error() != 0)
+            ERR_clear_error();
         errno = 0;
         int result = 0;
         switch (op) {

@@ -55,6 +55,7 @@ private:
     };
     boost::asio::ip::tcp::socket socket_;
     std::unique_ptr<SSL, ssl_deleter> ssl_;
+    bool wrote_last_ = false; // the last operation was a write (a response went out)
 };
 
 } // namespace portal_auth::detail
