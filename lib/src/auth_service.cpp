@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 
@@ -114,19 +115,37 @@ error_code check_coworker_impersonation(const directory& dir, const session_data
     return {};
 }
 
-auth_service::auth_service(service_config config, std::shared_ptr<const directory> dir,
-                           std::shared_ptr<const token_signer> signer, service_dependencies deps)
-    : config_(config), dir_(std::move(dir)), signer_(std::move(signer)), deps_(deps) {
-    // Unknown e-mails are checked against a hash with the same cost as real ones, so the
-    // response time does not tell whether an account exists.
-    scrypt_params params;
-    auto current = dir_.load();
-    if (current && current->customer_count() > 0)
-        params = current->customers().front().password.params;
-    auto dummy = hash_password("portal-auth dummy password", params);
+namespace {
+
+// The hash unknown e-mails are checked against: the highest scrypt cost in the directory, so
+// that no e-mail answers faster than the slowest real account and the response time does not
+// tell whether an account exists.
+std::shared_ptr<const password_hash> make_dummy_hash(const directory* dir) {
+    scrypt_params highest;
+    if (dir && dir->customer_count() > 0) {
+        auto cost = [](const scrypt_params& p) {
+            return (std::uint64_t{1} << p.log2_n) * p.r * p.p;
+        };
+        highest = dir->customers().front().password.params;
+        for (const customer& c : dir->customers())
+            if (cost(c.password.params) > cost(highest))
+                highest = c.password.params;
+    }
+    auto dummy = hash_password("portal-auth dummy password", highest);
     if (!dummy)
         throw std::runtime_error("cannot compute the dummy password hash");
-    dummy_hash_ = std::move(*dummy);
+    return std::make_shared<const password_hash>(std::move(*dummy));
+}
+
+} // namespace
+
+auth_service::auth_service(service_config config, std::shared_ptr<const directory> dir,
+                           std::shared_ptr<const token_signer> signer, service_dependencies deps)
+    : config_(config), dir_(std::move(dir)), signer_(std::move(signer)), deps_(deps),
+      dummy_hash_(make_dummy_hash(dir_.load().get())) {}
+
+scrypt_params auth_service::dummy_hash_params() const {
+    return dummy_hash_.load()->params;
 }
 
 asio::awaitable<void> auth_service::record_outcome(audit_event event, const request_context& call) {
@@ -166,7 +185,8 @@ asio::awaitable<result<signed_in_session>> auth_service::login(std::string_view 
     }
     auto dir = dir_.load();
     const customer* who = dir->find_customer_by_email(email);
-    auto verified = co_await deps_.passwords.verify(who ? who->password : dummy_hash_, password);
+    const auto dummy = dummy_hash_.load(); // kept alive across the wait
+    auto verified = co_await deps_.passwords.verify(who ? who->password : *dummy, password);
     if (!verified) {
         if (verified.error() == errc::overloaded)
             co_await record_shed(call);
@@ -541,6 +561,8 @@ asio::awaitable<result<std::size_t>>
 auth_service::reload(std::shared_ptr<const directory> dir,
                      std::shared_ptr<const token_signer> signer, const request_context& call) {
     const bool impersonation_on = impersonation_allowed(*dir);
+    // One scrypt, once per reload: the new directory's costs may be higher.
+    dummy_hash_.store(make_dummy_hash(dir.get()));
     dir_.store(dir);
     if (signer)
         signer_.store(std::move(signer));

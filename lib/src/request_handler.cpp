@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "json_strict.hpp"
 #include "json_writer.hpp"
 #include "router.hpp"
 
@@ -91,6 +92,9 @@ field_result<json::object> parse_body_object(const http_request& req) {
         return field_error{"request body is not valid JSON: " + ec.message()};
     if (!body.is_object())
         return field_error{"request body must be a JSON object"};
+    // I-JSON: a repeated member name would otherwise mean whichever came last.
+    if (auto repeated = first_duplicate_member(req.body()))
+        return field_error{"request body repeats the member '" + *repeated + "'"};
     return std::move(body.get_object());
 }
 

@@ -5,6 +5,11 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
 #include "base64.hpp"
 #include "test_support.hpp"
 
@@ -346,6 +351,82 @@ BOOST_AUTO_TEST_CASE(new_signing_keys_take_effect_and_old_ones_can_stay) {
     // The token signed before with a key the new set lacks is refused.
     BOOST_TEST(!test::run_sync(f.service.exchange(*before, at_start)).has_value());
     BOOST_TEST(test::run_sync(f.service.exchange(*after, at_start)).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Unknown e-mails cost what the dearest real account costs, whatever the directory's order,
+// and again after a reload raises the costs: the response time says nothing about accounts.
+BOOST_AUTO_TEST_SUITE(account_enumeration_timing)
+
+namespace {
+
+// The test world with one customer's hash at scrypt ln=`log2_n` (the others stay at ln=4).
+std::shared_ptr<const directory> with_costly_customer(std::int64_t customer_id,
+                                                      std::string_view password, unsigned log2_n) {
+    auto costly = hash_password(password, {.log2_n = log2_n, .r = 8, .p = 1});
+    BOOST_TEST_REQUIRE(costly.has_value());
+    const std::string text = format_password_hash(*costly);
+    return reload::edited_directory([&](boost::json::object& doc) {
+        for (auto& c : doc.at("customers").as_array())
+            if (c.at("id").as_int64() == customer_id)
+                c.as_object()["passwordHash"] = text;
+    });
+}
+
+// Median of `samples` timings of `login`.
+template <class Login> double median_ms(int samples, Login&& login) {
+    std::vector<double> ms;
+    for (int i = 0; i < samples; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        login();
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_dummy_hash_takes_the_highest_cost_and_follows_reloads) {
+    service_fixture f;
+    BOOST_TEST(f.service.dummy_hash_params().log2_n == 4u);
+    // Bob (not the first customer) becomes the dearest account.
+    auto mixed = with_costly_customer(101, "bob-pw", 8);
+    BOOST_TEST_REQUIRE(test::run_sync(f.service.reload(mixed, nullptr, at_start)).has_value());
+    BOOST_TEST(f.service.dummy_hash_params().log2_n == 8u);
+    BOOST_TEST_REQUIRE(
+        test::run_sync(f.service.reload(test::test_directory(), nullptr, at_start)).has_value());
+    BOOST_TEST(f.service.dummy_hash_params().log2_n == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_email_and_wrong_password_take_the_same_time) {
+    // Mixed costs (ln 4 for most, ln 12 for Bob), throttles off so that every attempt verifies.
+    const service_config no_limits{.login_failures_per_email = {.max = 0},
+                                   .login_failures_per_address = {.max = 0}};
+    service_fixture f(no_limits);
+    BOOST_TEST_REQUIRE(
+        test::run_sync(f.service.reload(with_costly_customer(101, "bob-pw", 12), nullptr, at_start))
+            .has_value());
+    constexpr int pairs = 30;
+    std::vector<double> unknown, wrong;
+    for (int i = 0; i < pairs; ++i) { // interleaved, so that drift hits both alike
+        unknown.push_back(median_ms(
+            1, [&] { (void)test::run_sync(f.service.login("nobody@acme.test", "x", at_start)); }));
+        wrong.push_back(median_ms(
+            1, [&] { (void)test::run_sync(f.service.login("bob@acme.test", "x", at_start)); }));
+    }
+    std::sort(unknown.begin(), unknown.end());
+    std::sort(wrong.begin(), wrong.end());
+    const double unknown_median = unknown[pairs / 2];
+    const double wrong_median = wrong[pairs / 2];
+    BOOST_TEST_MESSAGE("median ms: unknown e-mail " << unknown_median << ", wrong password "
+                                                    << wrong_median);
+    BOOST_TEST(std::abs(unknown_median - wrong_median) <= 0.15 * wrong_median,
+               "unknown e-mail " << unknown_median << " ms, wrong password " << wrong_median
+                                 << " ms");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -550,6 +550,20 @@ BOOST_AUTO_TEST_CASE(login_bad_requests) {
     }
 }
 
+// A repeated member name is a 400 naming it, and changes nothing: "nobody" then "alice"
+// must not sign Alice in.
+BOOST_AUTO_TEST_CASE(repeated_members_are_rejected) {
+    world w;
+    auto res =
+        w.post("/api/public/auth/login",
+               R"({"email":"nobody@acme.test","email":"alice@acme.test","password":"alice-pw"})");
+    check_bad_request(res, "email");
+    BOOST_TEST(w.audit.recent(10).empty()); // no login attempt was made
+    check_bad_request(w.put("/api/public/coworkers/profiles/current",
+                            R"({"ProfileId":11,"ProfileId":21})", w.bob()),
+                      "ProfileId");
+}
+
 BOOST_AUTO_TEST_CASE(refresh_bad_requests) {
     world w;
     const std::pair<const char*, const char*> cases[] = {

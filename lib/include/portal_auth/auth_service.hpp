@@ -152,6 +152,9 @@ public:
 
     const service_config& config() const noexcept { return config_; }
 
+    // The scrypt cost unknown e-mails are checked at: the highest in the current directory.
+    scrypt_params dummy_hash_params() const;
+
 private:
     bool impersonation_allowed(const directory& dir) const noexcept;
     boost::asio::awaitable<boost::system::result<std::string>>
@@ -170,7 +173,8 @@ private:
     std::atomic<std::shared_ptr<const directory>> dir_;
     std::atomic<std::shared_ptr<const token_signer>> signer_;
     service_dependencies deps_;
-    password_hash dummy_hash_; // verified for unknown e-mails so both failures cost the same
+    // Verified for unknown e-mails so that both failures cost the same; rebuilt on reload.
+    std::atomic<std::shared_ptr<const password_hash>> dummy_hash_;
     std::atomic<std::int64_t> sheds_since_line_{0};
     std::atomic<std::int64_t> shed_line_second_{0};
     std::atomic<std::uint64_t> unrecorded_events_{0};
