@@ -265,6 +265,13 @@ boost::system::result<directory> directory::parse(std::string_view json_text,
             auto parsed = parse_password_hash(hash.get_string());
             if (!parsed)
                 fail(field_path(path, "passwordHash"), "not a valid scrypt password hash");
+            if (scrypt_memory_bytes(parsed->params) > max_scrypt_memory_bytes)
+                fail(field_path(path, "passwordHash"),
+                     "scrypt ln=" + std::to_string(parsed->params.log2_n) +
+                         ",r=" + std::to_string(parsed->params.r) + " needs " +
+                         std::to_string(scrypt_memory_bytes(parsed->params) >> 20) +
+                         " MiB per verification; at most " +
+                         std::to_string(max_scrypt_memory_bytes >> 20) + " MiB is accepted");
             c.password = std::move(*parsed);
 
             c.is_operator = optional_bool(obj, path, "operator", false);

@@ -101,6 +101,10 @@ boost::system::result<password_hash> parse_password_hash(std::string_view text) 
     return hash;
 }
 
+std::uint64_t scrypt_memory_bytes(const scrypt_params& params) noexcept {
+    return 128 * std::uint64_t{params.r} * (std::uint64_t{1} << params.log2_n);
+}
+
 std::string format_password_hash(const password_hash& hash) {
     std::string out = "$scrypt$ln=" + std::to_string(hash.params.log2_n) +
                       ",r=" + std::to_string(hash.params.r) +

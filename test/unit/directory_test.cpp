@@ -170,6 +170,27 @@ BOOST_AUTO_TEST_CASE(impersonation_flag) {
     BOOST_TEST(contains(wrong, "impersonationEnabled"), wrong);
 }
 
+// A hash whose verification would need more than 256 MiB is refused at load, naming the
+// customer: every login attempt would allocate it. (Made by format, not computed.)
+BOOST_AUTO_TEST_CASE(hashes_beyond_256_mib_of_scrypt_memory_are_refused) {
+    auto hash_with = [](unsigned log2_n, unsigned r) {
+        password_hash h{{.log2_n = log2_n, .r = r, .p = 1}, bytes(16, 0x5a), bytes(32, 0xa5)};
+        return format_password_hash(h);
+    };
+    auto directory_with = [&](const std::string& hash) {
+        const std::string customer =
+            R"({"id":100,"email":"a@b.test","name":"A","passwordHash":")" + hash + R"("})";
+        return make_json(customer, one_team, one_profile());
+    };
+    BOOST_TEST(scrypt_memory_bytes({.log2_n = 16, .r = 32, .p = 1}) == max_scrypt_memory_bytes);
+    std::string detail;
+    BOOST_TEST(directory::parse(directory_with(hash_with(16, 32)), detail).has_value(), detail);
+    auto too_much = rejection(directory_with(hash_with(20, 32)));
+    BOOST_TEST(contains(too_much, "customers[0].passwordHash"), too_much);
+    BOOST_TEST(contains(too_much, "4096 MiB"), too_much);
+    BOOST_TEST(contains(rejection(directory_with(hash_with(17, 32))), "512 MiB"));
+}
+
 BOOST_AUTO_TEST_CASE(syntax_error_reports_line_and_column) {
     auto detail = rejection("{\n  \"customers\": [],\n  \"teams\": [}\n}");
     BOOST_TEST(contains(detail, "JSON syntax error at line 3, column 13"), detail);

@@ -5,6 +5,7 @@
 
 #include <boost/system/result.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,13 @@ struct password_hash {
 boost::system::result<password_hash> parse_password_hash(std::string_view text);
 
 std::string format_password_hash(const password_hash& hash);
+
+// The memory one verification needs: 128 · r · 2^ln bytes (scrypt's V array).
+std::uint64_t scrypt_memory_bytes(const scrypt_params& params) noexcept;
+
+// The most a directory's hash may ask of one verification; a verification runs on every login
+// attempt, so a hash beyond this would let a few logins exhaust the server's memory.
+inline constexpr std::uint64_t max_scrypt_memory_bytes = std::uint64_t{256} << 20;
 
 // New random 16-byte salt from RAND_bytes, 32-byte key. Errors: invalid_password_hash for
 // params outside the bounds above, openssl_failure.
