@@ -265,6 +265,10 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remo
         case http_connection::action_type::handle: {
             request_context context{remote, std::chrono::system_clock::now()};
             http_response response = co_await st->handler(m.take_request(), std::move(context));
+            // A stop that came while the handler ran is read from the flag itself, not from
+            // the wake-up posted to this connection, which may still be queued.
+            if (st->stopping.load())
+                m.begin_shutdown();
             m.submit_response(std::move(response));
             break;
         }

@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(stop_finishes_requests_in_flight_and_closes_idle_connection
     release.set_value();
     std::string answer = in_flight.receive_until_close();
     BOOST_TEST(answer.find("HTTP/1.1 200 OK") == 0u, answer.substr(0, 80));
-    BOOST_TEST(answer.find("Connection: close") != std::string::npos);
+    BOOST_TEST(answer.find("Connection: close") != std::string::npos, answer);
     BOOST_TEST(srv.stop_and_wait(10s));
 
     // And nothing listens any more.
