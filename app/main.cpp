@@ -388,10 +388,25 @@ int serve(const options& opts) {
             hangup.async_wait(on_hangup);
         };
     hangup.async_wait(on_hangup);
+    // SIGUSR1: reopen the audit log at its path (logrotate: rename, then signal).
+    asio::signal_set rotate(ioc, SIGUSR1);
+    std::function<void(boost::system::error_code, int)> on_rotate =
+        [&](boost::system::error_code ec, int) {
+            if (ec)
+                return;
+            if (auto failed = audit.reopen())
+                std::clog << "portal-auth: cannot reopen the audit log " << opts.audit_log << ": "
+                          << failed.message() << std::endl;
+            else if (!opts.audit_log.empty())
+                std::clog << "portal-auth: reopened the audit log " << opts.audit_log << std::endl;
+            rotate.async_wait(on_rotate);
+        };
+    rotate.async_wait(on_rotate);
     asio::co_spawn(ioc, server->run(),
                    asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
                        signals.cancel();
                        hangup.cancel();
+                       rotate.cancel();
                        keep_running.clear();
                        if (e)
                            std::rethrow_exception(e);

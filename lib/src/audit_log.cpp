@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -178,10 +181,11 @@ std::string format_audit_line(const audit_event& event, std::chrono::system_cloc
 
 audit_log::audit_log(std::size_t ring_capacity) : capacity_(ring_capacity) {}
 
-audit_log::~audit_log() {
-    if (fd_ >= 0)
-        ::close(fd_);
+audit_log::file::~file() {
+    ::close(fd);
 }
+
+audit_log::~audit_log() = default;
 
 boost::system::error_code audit_log::open_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -191,11 +195,31 @@ boost::system::error_code audit_log::open_file(const std::string& path) {
         ::close(fd);
         return ec;
     }
-    std::lock_guard lock(mutex_);
-    if (fd_ >= 0)
-        ::close(fd_);
-    fd_ = fd;
+    auto opened = std::make_shared<const file>(fd);
+    std::shared_ptr<const file> previous;
+    audit_sync policy;
+    {
+        std::lock_guard lock(mutex_);
+        previous = std::exchange(file_, std::move(opened));
+        path_ = path;
+        policy = policy_;
+    }
+    // Lines written to the previous file since its last sync reach the disk before it closes
+    // (when the last sync() still using it lets go of it).
+    if (previous && policy != audit_sync::never)
+        (void)::fdatasync(previous->fd);
     return {};
+}
+
+boost::system::error_code audit_log::reopen() {
+    std::string path;
+    {
+        std::lock_guard lock(mutex_);
+        path = path_;
+    }
+    if (path.empty())
+        return {};
+    return open_file(path);
 }
 
 boost::system::error_code audit_log::write(const audit_event& event,
@@ -205,10 +229,10 @@ boost::system::error_code audit_log::write(const audit_event& event,
     std::lock_guard lock(mutex_);
     // One write of the whole line under the lock keeps lines whole and in ring order.
     boost::system::error_code ec;
-    if (fd_ >= 0) {
-        ec = write_all(fd_, line);
+    if (file_) {
+        ec = write_all(file_->fd, line);
         unsynced_ = true;
-        if (!ec && policy_ == audit_sync::always && ::fdatasync(fd_) == 0)
+        if (!ec && policy_ == audit_sync::always && ::fdatasync(file_->fd) == 0)
             unsynced_ = false;
     }
     if (capacity_ > 0) {
@@ -226,16 +250,16 @@ void audit_log::set_sync_policy(audit_sync policy) {
 }
 
 boost::system::error_code audit_log::sync() {
-    int fd = -1;
+    std::shared_ptr<const file> current; // keeps the descriptor open across a reopen()
     {
         std::lock_guard lock(mutex_);
-        if (fd_ < 0 || !unsynced_ || policy_ == audit_sync::never)
+        if (!file_ || !unsynced_ || policy_ == audit_sync::never)
             return {};
         unsynced_ = false;
-        fd = fd_;
+        current = file_;
     }
     // Outside the lock: write() keeps writing while the disk catches up.
-    if (::fdatasync(fd) != 0)
+    if (::fdatasync(current->fd) != 0)
         return last_error();
     return {};
 }

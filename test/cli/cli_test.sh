@@ -622,6 +622,38 @@ else
         "got exit $RC, stdout: $(head -c 200 "$TMP/run.out")"
 fi
 
+# ---------------------------------------------------------------------------------------------
+# SIGUSR1 reopens the audit log (logrotate: rename, then signal); the process keeps serving.
+# ---------------------------------------------------------------------------------------------
+ROTATE_LOG="$TMP/rotate.jsonl"
+"$BIN" serve --listen 127.0.0.1:0 --cert "$TMP/cert.pem" --key "$TMP/key.pem" \
+    --directory "$DEMO_DIR" --signing-key "$TMP/signing-keys.txt" --audit-log "$ROTATE_LOG" \
+    --threads 1 </dev/null >"$TMP/rotate.out" 2>"$TMP/rotate.err" &
+ROTATE_PID=$!
+SERVER_PIDS+=("$ROTATE_PID")
+wait_for_listening "$ROTATE_PID" "$TMP/rotate.out"
+rotate_login() {
+    http POST /api/public/auth/login "$1" -H 'Content-Type: application/json' \
+        --data-binary '{"email":"alice@acme.test","password":"alice-demo"}'
+}
+rotate_login rotate_before
+mv "$ROTATE_LOG" "$ROTATE_LOG.1"
+kill -USR1 "$ROTATE_PID"
+for _ in $(seq 100); do
+    grep -q 'reopened the audit log' "$TMP/rotate.err" && break
+    sleep 0.05
+done
+rotate_login rotate_after
+if kill -0 "$ROTATE_PID" 2>/dev/null && [ "$STATUS" = 200 ] &&
+    [ "$(grep -c '"event":"login.succeeded"' "$ROTATE_LOG.1")" = 1 ] &&
+    [ "$(grep -c '"event":"login.succeeded"' "$ROTATE_LOG" 2>/dev/null)" = 1 ]; then
+    pass "SIGUSR1: the audit log is reopened at its path; the renamed file keeps its lines"
+else
+    fail "SIGUSR1" "expected one login line in each file and the server alive" \
+        "renamed: $(cat "$ROTATE_LOG.1" 2>/dev/null | head -c 300); new: $(cat "$ROTATE_LOG" 2>/dev/null | head -c 300); stderr: $(head -c 300 "$TMP/rotate.err")"
+fi
+stop_server "$ROTATE_PID"
+
 echo "== $PASSED passed, $FAILED failed"
 if [ "$FAILED" -ne 0 ]; then
     printf 'failed: %s\n' "${FAILED_NAMES[@]}"

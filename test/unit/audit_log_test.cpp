@@ -4,10 +4,14 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "test_support.hpp"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -197,6 +201,26 @@ BOOST_AUTO_TEST_CASE(open_failure_reports_errno) {
     // Recording still works without a file.
     BOOST_TEST(!log.write(login(), fixed_time));
     BOOST_TEST(log.recent(1).size() == 1u);
+}
+
+// logrotate's way: rename the file, then reopen at the old name; no line is lost or split.
+BOOST_AUTO_TEST_CASE(reopen_after_a_rename_writes_to_a_new_file) {
+    test::temp_dir dir;
+    const auto path = dir.file("audit.jsonl");
+    audit_log log;
+    BOOST_TEST_REQUIRE(!log.open_file(path.string()));
+    BOOST_TEST(!log.write(login(), fixed_time));
+    std::filesystem::rename(path, dir.file("audit.jsonl.1"));
+    BOOST_TEST(!log.write(login("10.0.0.2:1"), fixed_time)); // still the renamed file
+    BOOST_TEST_REQUIRE(!log.reopen());
+    BOOST_TEST(!log.write(login("10.0.0.3:1"), fixed_time));
+    BOOST_TEST(!log.sync());
+    const std::string rotated = test::read_file(dir.file("audit.jsonl.1"));
+    const std::string fresh = test::read_file(path);
+    BOOST_TEST(std::count(rotated.begin(), rotated.end(), '\n') == 2);
+    BOOST_TEST(std::count(fresh.begin(), fresh.end(), '\n') == 1);
+    BOOST_TEST(fresh.find("10.0.0.3:1") != std::string::npos);
+    BOOST_TEST(!audit_log().reopen()); // no file: nothing to do
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -84,6 +85,11 @@ public:
     record(audit_event event, std::chrono::system_clock::time_point now) override;
     boost::asio::awaitable<boost::json::array> list_recent(std::size_t limit) override;
 
+    // Opens the file's path again (logrotate's convention: after a rename, SIGUSR1 makes the
+    // next line go to a new file at the old name). Lines never straddle the two files. Without
+    // a file, nothing happens.
+    boost::system::error_code reopen();
+
     void set_sync_policy(audit_sync policy);
 
     // fdatasync if lines were written since the last sync. Thread-safe.
@@ -96,7 +102,15 @@ private:
     mutable std::mutex mutex_;
     std::deque<std::string> ring_;
     std::size_t capacity_;
-    int fd_ = -1;
+    struct file {
+        explicit file(int descriptor) : fd(descriptor) {}
+        ~file();
+        file(const file&) = delete;
+        file& operator=(const file&) = delete;
+        int fd;
+    };
+    std::shared_ptr<const file> file_; // shared with a sync() in progress
+    std::string path_;
     audit_sync policy_ = audit_sync::batch;
     bool unsynced_ = false;
 };
