@@ -28,8 +28,8 @@
 #include <string>
 
 #include "http_connection.hpp"
-#include "tls_socket_stream.hpp"
 #include "response_serializer.hpp"
+#include "tls_socket_stream.hpp"
 
 namespace portal_auth {
 
@@ -175,12 +175,6 @@ struct server::state {
         wake_connections(forced);
         wake_timer.cancel();
     }
-
-    // Any thread: a connection ended. While stopping, the supervisor may be waiting for the last.
-    void connection_ended() {
-        if (live.fetch_sub(1, std::memory_order_acq_rel) == 1 && stopping.load())
-            asio::post(strand, [this] { wake_timer.cancel(); });
-    }
 };
 
 namespace {
@@ -201,7 +195,10 @@ public:
             std::lock_guard lock(st_->registry_mutex);
             st_->registry.erase(position_);
         }
-        st_->connection_ended();
+        // While stopping, the supervisor may be waiting for the last connection. The wake-up
+        // holds the state: it may run after run() has completed and the server is gone.
+        if (st_->live.fetch_sub(1, std::memory_order_acq_rel) == 1 && st_->stopping.load())
+            asio::post(st_->strand, [st = st_] { st->wake_timer.cancel(); });
     }
     connection_registration(const connection_registration&) = delete;
     connection_registration& operator=(const connection_registration&) = delete;

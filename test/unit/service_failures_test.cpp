@@ -346,6 +346,41 @@ BOOST_AUTO_TEST_CASE(a_failed_denial_line_does_not_change_the_answer) {
     BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:role-forbidden");
     // Reading needs no audit line either.
     BOOST_TEST(w.get("/api/public/auth/session", alice).result_int() == 200u);
+    BOOST_TEST(w.service.unrecorded_audit_events() == 1u); // the denial, counted
+}
+
+BOOST_AUTO_TEST_CASE(an_exchange_whose_line_cannot_be_written_hands_out_no_session) {
+    faulty_world w;
+    const std::string alice = w.alice();
+    auto issued = w.get("/api/public/coworkers/12/impersonate", alice);
+    BOOST_TEST_REQUIRE(issued.result_int() == 200u);
+    const std::string token(boost::json::parse(issued.body()).at("token").as_string());
+    const std::size_t sessions_before = w.store.memory.sessions().size();
+    w.audit.failing = true;
+    http_request req{http::verb::post, "/api/public/auth/login/" + token, 11};
+    auto res = test::run_sync(w.handler(std::move(req), at_start));
+    BOOST_TEST(res.result_int() == 503u);
+    BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:audit-unavailable");
+    BOOST_TEST(res.body().find("accessToken") == std::string::npos);
+    BOOST_TEST(w.store.memory.sessions().size() == sessions_before); // created, then revoked
+}
+
+BOOST_AUTO_TEST_CASE(a_profile_switch_whose_line_cannot_be_written_is_switched_back) {
+    faulty_world w;
+    auto bob = test::run_sync(w.service.login("bob@acme.test", "bob-pw", at_start));
+    BOOST_TEST_REQUIRE(bob.has_value());
+    w.audit.failing = true;
+    http_request req{http::verb::put, "/api/public/coworkers/profiles/current", 11};
+    req.set(http::field::authorization, "Bearer " + bob->tokens.access_token);
+    req.body() = R"({"ProfileId":21})";
+    req.prepare_payload();
+    auto res = test::run_sync(w.handler(std::move(req), at_start));
+    BOOST_TEST(res.result_int() == 503u);
+    BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:audit-unavailable");
+    auto now =
+        w.store.memory.sessions().find_by_access_token(bob->tokens.access_token, at_start.now);
+    BOOST_TEST_REQUIRE(now.has_value());
+    BOOST_TEST(now->data.profile == 11); // still where it was
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -152,6 +152,12 @@ public:
 
     const service_config& config() const noexcept { return config_; }
 
+    // Audit events that could not be recorded and did not change their answer (denials,
+    // failures, logouts), since construction: for metrics and alerts.
+    std::uint64_t unrecorded_audit_events() const noexcept {
+        return unrecorded_events_.load(std::memory_order_relaxed);
+    }
+
     // The scrypt cost unknown e-mails are checked at: the highest in the current directory.
     scrypt_params dummy_hash_params() const;
 
