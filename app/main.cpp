@@ -10,6 +10,7 @@
 #include <portal_auth/tls_context.hpp>
 #include <portal_auth/token_signer.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,7 +19,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <openssl/crypto.h>
 
@@ -70,9 +74,16 @@ options:
   --idle-timeout SEC                 keep-alive idle time, default 60
   --shutdown-grace SEC               time for requests in flight at SIGTERM, default 10
   --disable-impersonation            both impersonation endpoints answer 403, the exchange 401
-  --login-max-failures-per-email N   failed logins per e-mail per window before 429, default 5 (0 = off)
-  --login-max-failures-per-address N failed logins per remote address per window, default 20 (0 = off)
-  --login-failure-window SEC         default 300
+  --login-max-failures-per-email-and-address N
+                                     failed logins per e-mail from one address per window before 429,
+                                     default 5 (0 = off)
+  --login-max-failures-per-email N   failed logins per e-mail from all addresses per window, default 50
+                                     (0 = off)
+  --login-max-failures-per-address N failed logins per client address per window, default 20 (0 = off)
+  --login-failure-window SEC         the window of the three login limits, default 300
+  --exchange-max-failures-per-address N
+                                     failed impersonation-token exchanges and refreshes per client
+                                     address per minute before 429, default 20 (0 = off)
   --impersonation-issue-limit N      impersonation tokens per actor per minute, default 30 (0 = off)
 )";
 
@@ -205,15 +216,22 @@ options parse_options(const std::vector<std::string_view>& args) {
             opts.server.request_timeout = parse_seconds(arg, take_value());
         } else if (arg == "--idle-timeout") {
             opts.server.idle_timeout = parse_seconds(arg, take_value());
+        } else if (arg == "--login-max-failures-per-email-and-address") {
+            opts.service.login_failures_per_email_and_address.max =
+                parse_number(arg, take_value(), 0, 1000000);
+        } else if (arg == "--exchange-max-failures-per-address") {
+            opts.service.exchange_failures_per_address.max =
+                parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--login-max-failures-per-email") {
             opts.service.login_failures_per_email.max = parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--login-max-failures-per-address") {
             opts.service.login_failures_per_address.max =
                 parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--login-failure-window") {
-            opts.service.login_failures_per_email.window = parse_seconds(arg, take_value());
-            opts.service.login_failures_per_address.window =
-                opts.service.login_failures_per_email.window;
+            const auto window = parse_seconds(arg, take_value());
+            opts.service.login_failures_per_email_and_address.window = window;
+            opts.service.login_failures_per_email.window = window;
+            opts.service.login_failures_per_address.window = window;
         } else if (arg == "--impersonation-issue-limit") {
             opts.service.impersonations_per_actor.max = parse_number(arg, take_value(), 0, 1000000);
         } else if (arg == "--shutdown-grace") {
@@ -282,6 +300,19 @@ asio::awaitable<void> reload(portal_auth::auth_service& service,
     }
     std::clog << "portal-auth: reloaded " << path << " (" << dir->customer_count()
               << " customers); " << *ended << " sessions ended" << std::endl;
+}
+
+asio::awaitable<void> write_throttle_summaries(portal_auth::auth_service& service) {
+    co_await asio::this_coro::throw_if_cancelled(false); // the last pass runs after the stop
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(std::chrono::seconds(1));
+        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        const bool stopping = ec == asio::error::operation_aborted;
+        co_await service.write_throttle_summaries(std::chrono::system_clock::now(), stopping);
+        if (stopping)
+            co_return;
+    }
 }
 
 int serve(const options& opts) {
@@ -402,11 +433,17 @@ int serve(const options& opts) {
             rotate.async_wait(on_rotate);
         };
     rotate.async_wait(on_rotate);
+    // Throttled attempts are audited as one line per key and window plus a summary with the
+    // count when the window ends: this writes the summaries, and the open ones at the end.
+    asio::cancellation_signal stop_summaries;
+    asio::co_spawn(ioc, write_throttle_summaries(service),
+                   asio::bind_cancellation_slot(stop_summaries.slot(), asio::detached));
     asio::co_spawn(ioc, server->run(),
                    asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
                        signals.cancel();
                        hangup.cancel();
                        rotate.cancel();
+                       stop_summaries.emit(asio::cancellation_type::terminal);
                        keep_running.clear();
                        if (e)
                            std::rethrow_exception(e);
@@ -473,6 +510,9 @@ int main(int argc, char** argv) {
     // A write to a client that has gone must be an error, not the end of the process. (The
     // library's own TLS writes never raise SIGPIPE; this covers everything else, stdout too.)
     std::signal(SIGPIPE, SIG_IGN);
+    // Past a file size limit (RLIMIT_FSIZE) a write must fail with EFBIG, which the audit log
+    // answers, rather than kill the process.
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
         return run(std::vector<std::string_view>(argv + 1, argv + argc));
     } catch (const usage_error& e) {

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -173,13 +175,33 @@ std::string format_audit_line(const audit_event& event, std::chrono::system_cloc
         obj["jti"] = valid_utf8(*event.jti);
     if (event.reason)
         obj["reason"] = valid_utf8(*event.reason);
+    if (event.limit)
+        obj["limit"] = valid_utf8(*event.limit);
     if (event.count)
         obj["count"] = *event.count;
     obj["remote"] = valid_utf8(event.remote);
+    if (event.peer)
+        obj["peer"] = valid_utf8(*event.peer);
     return json::serialize(obj);
 }
 
-audit_log::audit_log(std::size_t ring_capacity) : capacity_(ring_capacity) {}
+bool is_impersonation_event(std::string_view event_name) noexcept {
+    return event_name.starts_with("impersonation.");
+}
+
+audit_log::audit_log(std::size_t ring_capacity)
+    : capacity_(ring_capacity),
+      log_([](std::string_view line) { std::clog << "portal-auth: " << line << std::endl; }) {}
+
+void audit_log::set_logger(std::function<void(std::string_view)> log) {
+    std::lock_guard lock(mutex_);
+    log_ = std::move(log);
+}
+
+std::uint64_t audit_log::failed_writes() const {
+    std::lock_guard lock(mutex_);
+    return failed_writes_;
+}
 
 audit_log::file::~file() {
     ::close(fd);
@@ -195,6 +217,12 @@ boost::system::error_code audit_log::open_file(const std::string& path) {
         ::close(fd);
         return ec;
     }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        const auto ec = last_error();
+        ::close(fd);
+        return ec;
+    }
     auto opened = std::make_shared<const file>(fd);
     std::shared_ptr<const file> previous;
     audit_sync policy;
@@ -202,6 +230,7 @@ boost::system::error_code audit_log::open_file(const std::string& path) {
         std::lock_guard lock(mutex_);
         previous = std::exchange(file_, std::move(opened));
         path_ = path;
+        whole_size_ = st.st_size;
         policy = policy_;
     }
     // Lines written to the previous file since its last sync reach the disk before it closes
@@ -222,25 +251,66 @@ boost::system::error_code audit_log::reopen() {
     return open_file(path);
 }
 
+std::string audit_log::note_failure(const boost::system::error_code& ec,
+                                    std::chrono::system_clock::time_point now) {
+    ++failed_writes_;
+    ++episode_failures_;
+    const std::string cause = ec.message() + " (errno " + std::to_string(ec.value()) + ")";
+    if (!failing_) {
+        failing_ = true;
+        episode_failures_ = 1;
+        last_report_ = now;
+        return "audit log " + path_ + ": write failed: " + cause +
+               "; sign-ins and impersonations are refused until it can be written again";
+    }
+    if (now - last_report_ < std::chrono::minutes(1))
+        return {};
+    last_report_ = now;
+    return "audit log " + path_ + ": still failing: " + cause + ", " +
+           std::to_string(episode_failures_) + " failed writes so far";
+}
+
 boost::system::error_code audit_log::write(const audit_event& event,
                                            std::chrono::system_clock::time_point now) {
     std::string line = format_audit_line(event, now);
     line += '\n';
-    std::lock_guard lock(mutex_);
-    // One write of the whole line under the lock keeps lines whole and in ring order.
+    std::string report;
     boost::system::error_code ec;
-    if (file_) {
-        ec = write_all(file_->fd, line);
-        unsynced_ = true;
-        if (!ec && policy_ == audit_sync::always && ::fdatasync(file_->fd) == 0)
-            unsynced_ = false;
+    {
+        std::lock_guard lock(mutex_);
+        // One write of the whole line under the lock keeps lines whole and in ring order.
+        if (file_) {
+            ec = write_all(file_->fd, line);
+            if (ec) {
+                // A short write leaves half a line: cut back to the last whole one, so the file
+                // stays JSON Lines and the next line starts clean. Should that fail too, the
+                // next write fails as well rather than glue a line onto the fragment.
+                if (::ftruncate(file_->fd, whole_size_) != 0)
+                    ec = last_error();
+                report = note_failure(ec, now);
+            } else {
+                whole_size_ += static_cast<off_t>(line.size());
+                unsynced_ = true;
+                if (policy_ == audit_sync::always && ::fdatasync(file_->fd) == 0)
+                    unsynced_ = false;
+                if (failing_) {
+                    failing_ = false;
+                    report = "audit log " + path_ + ": writing again after " +
+                             std::to_string(episode_failures_) + " failed writes";
+                }
+            }
+        }
+        // The rings hold only what the file holds.
+        if (!ec && capacity_ > 0) {
+            line.pop_back();
+            auto& ring = is_impersonation_event(event.event) ? impersonation_ring_ : ring_;
+            ring.push_back(ring_entry{next_sequence_++, std::move(line)});
+            while (ring.size() > capacity_)
+                ring.pop_front();
+        }
     }
-    if (capacity_ > 0) {
-        line.pop_back();
-        ring_.push_back(std::move(line));
-        while (ring_.size() > capacity_)
-            ring_.pop_front();
-    }
+    if (!report.empty())
+        log_(report);
     return ec;
 }
 
@@ -264,14 +334,23 @@ boost::system::error_code audit_log::sync() {
     return {};
 }
 
-json::array audit_log::recent(std::size_t limit) const {
+json::array audit_log::recent(std::size_t limit, audit_category category) const {
     std::vector<std::string> lines;
     {
         std::lock_guard lock(mutex_);
-        const std::size_t count = std::min(limit, ring_.size());
-        lines.reserve(count);
-        for (auto it = ring_.rbegin(); it != ring_.rend() && lines.size() < count; ++it)
-            lines.push_back(*it);
+        // Newest first: walk both rings from their ends, taking the higher sequence number.
+        auto other = impersonation_ring_.rbegin();
+        const auto other_end = impersonation_ring_.rend();
+        auto rest = ring_.rbegin();
+        auto rest_end = ring_.rend();
+        if (category == audit_category::impersonation)
+            rest = rest_end;
+        lines.reserve(std::min(limit, ring_.size() + impersonation_ring_.size()));
+        while (lines.size() < limit && (other != other_end || rest != rest_end)) {
+            const bool take_other =
+                rest == rest_end || (other != other_end && other->sequence > rest->sequence);
+            lines.push_back(take_other ? (other++)->line : (rest++)->line);
+        }
     }
     // Parsed outside the lock so readers do not hold up write().
     json::array out;
@@ -290,8 +369,9 @@ audit_log::record(audit_event event, std::chrono::system_clock::time_point now) 
     co_return write(event, now);
 }
 
-boost::asio::awaitable<json::array> audit_log::list_recent(std::size_t limit) {
-    co_return recent(limit);
+boost::asio::awaitable<json::array> audit_log::list_recent(std::size_t limit,
+                                                           audit_category category) {
+    co_return recent(limit, category);
 }
 
 } // namespace portal_auth

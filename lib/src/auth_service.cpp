@@ -4,6 +4,7 @@
 #include <boost/json/object.hpp>
 
 #include "base64.hpp"
+#include "refusal_journal.hpp"
 
 // GCC 12 miscompiles two shapes of co_await (crashes seen here): an aggregate built in braces
 // inside the co_await expression, and a co_await inside an if condition. Every co_await in this
@@ -13,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -66,6 +68,10 @@ std::string_view address_key(std::string_view remote) {
 }
 
 // Counter keys, one namespace per limit.
+std::string pair_counter(std::string_view email, std::string_view remote) {
+    return "login-pair:" + std::string(address_key(remote)) + " " + email_key(email);
+}
+
 std::string email_counter(std::string_view email) {
     return "login-email:" + email_key(email);
 }
@@ -73,6 +79,14 @@ std::string email_counter(std::string_view email) {
 std::string address_counter(std::string_view remote) {
     return "login-address:" + std::string(address_key(remote));
 }
+
+std::string exchange_counter(std::string_view remote) {
+    return "exchange-address:" + std::string(address_key(remote));
+}
+
+// The names audit lines give the limits, in the order of login_keys().
+constexpr std::array<std::string_view, 3> login_limit_names = {"email_and_address", "email",
+                                                               "address"};
 
 std::string actor_counter(customer_id actor) {
     return "issued-actor:" + std::to_string(actor);
@@ -117,6 +131,21 @@ error_code check_coworker_impersonation(const directory& dir, const session_data
 
 namespace {
 
+// Whether the actor may (still) impersonate the target profile under `dir`: an operator is
+// still one and the target's customer is not; a coworker's profile still dominates the
+// target's in the same team. Applied at issue, at redemption and at every reload.
+bool actor_may_impersonate(const directory& dir, const impersonator_info& actor,
+                           profile_id target) {
+    if (actor.is_operator) {
+        const customer* op = dir.find_customer(actor.customer);
+        const profile* p = dir.find_profile(target);
+        const customer* owner = p ? dir.find_customer(p->customer) : nullptr;
+        return op && op->is_operator && owner && !owner->is_operator;
+    }
+    const session_data as_actor{.customer = actor.customer, .profile = actor.profile.value_or(0)};
+    return !check_coworker_impersonation(dir, as_actor, target);
+}
+
 // The hash unknown e-mails are checked against: the highest scrypt cost in the directory, so
 // that no e-mail answers faster than the slowest real account and the response time does not
 // tell whether an account exists.
@@ -142,14 +171,18 @@ std::shared_ptr<const password_hash> make_dummy_hash(const directory* dir) {
 auth_service::auth_service(service_config config, std::shared_ptr<const directory> dir,
                            std::shared_ptr<const token_signer> signer, service_dependencies deps)
     : config_(config), dir_(std::move(dir)), signer_(std::move(signer)), deps_(deps),
+      refusals_(std::make_unique<detail::refusal_journal>()),
       dummy_hash_(make_dummy_hash(dir_.load().get())) {}
+
+auth_service::~auth_service() = default;
 
 scrypt_params auth_service::dummy_hash_params() const {
     return dummy_hash_.load()->params;
 }
 
 asio::awaitable<void> auth_service::record_outcome(audit_event event, const request_context& call) {
-    event.remote = call.remote;
+    if (event.remote.empty())
+        event.remote = call.remote;
     const error_code failed = co_await deps_.audit.record(std::move(event), call.now);
     if (failed)
         unrecorded_events_.fetch_add(1, std::memory_order_relaxed);
@@ -168,47 +201,86 @@ asio::awaitable<void> auth_service::record_shed(const request_context& call) {
     co_await record_outcome(std::move(event), call);
 }
 
+asio::awaitable<void> auth_service::record_refusal(std::string_view key, audit_event event,
+                                                   std::chrono::seconds window,
+                                                   const request_context& call) {
+    event.remote = call.remote;
+    if (refusals_->note(key, event, window, call.now))
+        co_await record_outcome(std::move(event), call);
+    co_await write_throttle_summaries(call.now);
+}
+
+asio::awaitable<void> auth_service::write_throttle_summaries(clock_type::time_point now,
+                                                             bool close_all) {
+    auto summaries = refusals_->take_ended(close_all ? clock_type::time_point::max() : now);
+    for (audit_event& summary : summaries) {
+        const error_code failed = co_await deps_.audit.record(std::move(summary), now);
+        if (failed)
+            unrecorded_events_.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+asio::awaitable<void> auth_service::release(std::span<const counted_key> keys,
+                                            const request_context& call) {
+    // Not given back (the store failed): the attempt stays counted as a failure, which errs
+    // on the side of the limit.
+    auto released = co_await deps_.counters.release(keys, call.now);
+    (void)released;
+}
+
 asio::awaitable<result<signed_in_session>> auth_service::login(std::string_view email,
                                                                std::string_view password,
                                                                const request_context& call) {
-    // Throttles first: a throttled attempt never reaches the hashing queue.
-    auto by_email = co_await deps_.counters.blocked_for(email_counter(email),
-                                                        config_.login_failures_per_email, call.now);
-    auto by_address = co_await deps_.counters.blocked_for(
-        address_counter(call.remote), config_.login_failures_per_address, call.now);
-    if (!by_email || !by_address)
-        co_return errc::store_unavailable;
-    if (*by_email || *by_address) {
-        audit_event event{.event = "login.throttled", .reason = "too_many_failures"};
-        co_await record_outcome(std::move(event), call);
-        co_return errc::rate_limited;
-    }
     auto dir = dir_.load();
     const customer* who = dir->find_customer_by_email(email);
+    const std::optional<std::int64_t> who_id =
+        who ? std::optional<std::int64_t>(who->id) : std::nullopt;
+
+    // The attempt is reserved against every limit before it is queued, in one step with their
+    // check, so that parallel attempts cannot all pass the check and then all fail.
+    const std::string by_pair = pair_counter(email, call.remote);
+    const std::string by_email = email_counter(email);
+    const std::string by_address = address_counter(call.remote);
+    const std::array<counted_key, 3> keys = {
+        counted_key{by_pair, config_.login_failures_per_email_and_address},
+        counted_key{by_email, config_.login_failures_per_email},
+        counted_key{by_address, config_.login_failures_per_address},
+    };
+    auto reserved = co_await deps_.counters.reserve(keys, call.now);
+    if (!reserved)
+        co_return errc::store_unavailable;
+    if (!reserved->granted()) {
+        const std::size_t refused = *reserved->refused_by;
+        audit_event event{.event = "login.throttled",
+                          .customer_id = who_id,
+                          .reason = "too_many_failures",
+                          .limit = std::string(login_limit_names[refused])};
+        co_await record_refusal(keys[refused].key, std::move(event), keys[refused].limit.window,
+                                call);
+        co_return errc::rate_limited;
+    }
+
     const auto dummy = dummy_hash_.load(); // kept alive across the wait
     auto verified = co_await deps_.passwords.verify(who ? who->password : *dummy, password);
     if (!verified) {
+        co_await release(keys, call); // not an attempt at the password
         if (verified.error() == errc::overloaded)
             co_await record_shed(call);
         co_return verified.error();
     }
     if (!who || !*verified) {
-        auto counted_email = co_await deps_.counters.record(
-            email_counter(email), config_.login_failures_per_email, call.now);
-        auto counted_address = co_await deps_.counters.record(
-            address_counter(call.remote), config_.login_failures_per_address, call.now);
+        // The reservation stays: it is the failure's count.
         audit_event event{.event = "login.failed",
-                          .customer_id = who ? std::optional<std::int64_t>(who->id) : std::nullopt,
+                          .customer_id = who_id,
                           .reason = who ? "wrong_password" : "unknown_email"};
         co_await record_outcome(std::move(event), call);
-        // An attempt that could not be counted is not answered as if it had been.
-        if (!counted_email || !counted_address)
-            co_return errc::store_unavailable;
         co_return errc::invalid_credentials;
     }
-    auto forgotten = co_await deps_.counters.reset(email_counter(email));
-    if (!forgotten)
-        co_return forgotten.error();
+    co_await release(keys, call);
+    auto forgot_pair = co_await deps_.counters.reset(by_pair);
+    auto forgot_email = co_await deps_.counters.reset(by_email);
+    if (!forgot_pair || !forgot_email)
+        co_return errc::store_unavailable;
     auto own = dir->profiles_of_customer(who->id);
     session_data data{.customer = who->id, .profile = own.front()->id};
     auto tokens = co_await deps_.sessions.create(data, call.now, config_.session_ttl);
@@ -229,12 +301,21 @@ asio::awaitable<result<signed_in_session>> auth_service::login(std::string_view 
 
 asio::awaitable<std::optional<std::chrono::seconds>>
 auth_service::login_retry_after(std::string_view email, const request_context& call) {
+    auto by_pair = co_await deps_.counters.blocked_for(
+        pair_counter(email, call.remote), config_.login_failures_per_email_and_address, call.now);
     auto by_email = co_await deps_.counters.blocked_for(email_counter(email),
                                                         config_.login_failures_per_email, call.now);
     auto by_address = co_await deps_.counters.blocked_for(
         address_counter(call.remote), config_.login_failures_per_address, call.now);
-    co_return later_of(by_email ? *by_email : std::nullopt,
-                       by_address ? *by_address : std::nullopt);
+    auto later = later_of(by_pair ? *by_pair : std::nullopt, by_email ? *by_email : std::nullopt);
+    co_return later_of(later, by_address ? *by_address : std::nullopt);
+}
+
+asio::awaitable<std::optional<std::chrono::seconds>>
+auth_service::exchange_retry_after(const request_context& call) {
+    auto blocked = co_await deps_.counters.blocked_for(
+        exchange_counter(call.remote), config_.exchange_failures_per_address, call.now);
+    co_return blocked ? *blocked : std::nullopt;
 }
 
 asio::awaitable<std::optional<std::chrono::seconds>>
@@ -256,15 +337,32 @@ asio::awaitable<result<session_snapshot>> auth_service::authenticate(std::string
 
 asio::awaitable<result<signed_in_session>> auth_service::refresh(std::string_view refresh_token,
                                                                  const request_context& call) {
+    // Failed refreshes count with failed exchanges: guessing either is the same attack.
+    const std::string by_address = exchange_counter(call.remote);
+    const std::array<counted_key, 1> keys = {
+        counted_key{by_address, config_.exchange_failures_per_address}};
+    auto reserved = co_await deps_.counters.reserve(keys, call.now);
+    if (!reserved)
+        co_return errc::store_unavailable;
+    if (!reserved->granted()) {
+        audit_event event{.event = "refresh.throttled",
+                          .reason = "too_many_failures",
+                          .limit = "exchange_address"};
+        co_await record_refusal(by_address, std::move(event), keys[0].limit.window, call);
+        co_return errc::rate_limited;
+    }
     auto tokens = co_await deps_.sessions.refresh(refresh_token, call.now, config_.session_ttl);
     if (!tokens) {
         if (tokens.error() == errc::refresh_token_reused) {
             audit_event event{.event = "refresh.reuse_detected",
                               .reason = reason_of(tokens.error())};
             co_await record_outcome(std::move(event), call);
+        } else if (tokens.error() == errc::store_unavailable) {
+            co_await release(keys, call);
         }
         co_return tokens.error();
     }
+    co_await release(keys, call);
     auto session = co_await deps_.sessions.find_by_access_token(tokens->access_token, call.now);
     if (!session)
         co_return session.error();
@@ -362,11 +460,6 @@ auth_service::impersonate_coworker(const session_snapshot& session, profile_id t
     error_code why = impersonation_allowed(*dir)
                          ? check_coworker_impersonation(*dir, session.data, target)
                          : error_code(errc::impersonation_disabled);
-    if (!why) {
-        auto retry_after = co_await impersonation_retry_after(session.data.customer, call);
-        if (retry_after)
-            why = errc::rate_limited;
-    }
     if (why) {
         co_await record_denial(session, "impersonation.denied", target, std::nullopt, why, call);
         co_return why;
@@ -393,11 +486,6 @@ auth_service::impersonate_customer(const session_snapshot& session, customer_id 
         why = errc::customer_not_found;
     else if (other->is_operator)
         why = errc::forbidden_operator_target;
-    if (!why) {
-        auto retry_after = co_await impersonation_retry_after(session.data.customer, call);
-        if (retry_after)
-            why = errc::rate_limited;
-    }
     if (why) {
         co_await record_denial(session, "impersonation.denied", std::nullopt, target, why, call);
         co_return why;
@@ -410,6 +498,29 @@ auth_service::impersonate_customer(const session_snapshot& session, customer_id 
 asio::awaitable<result<std::string>>
 auth_service::issue_impersonation_token(const session_snapshot& actor, const profile& target,
                                         bool as_operator, const request_context& call) {
+    // Counted before anything is made, in one step with the check; given back if nothing is
+    // handed out.
+    const std::string by_actor = actor_counter(actor.data.customer);
+    const std::array<counted_key, 1> keys = {
+        counted_key{by_actor, config_.impersonations_per_actor}};
+    auto reserved = co_await deps_.counters.reserve(keys, call.now);
+    if (!reserved)
+        co_return errc::store_unavailable;
+    if (!reserved->granted()) {
+        // One line per actor and window, then a summary with the count.
+        audit_event event{.event = "impersonation.denied",
+                          .customer_id = actor.data.customer,
+                          .profile_id = actor.data.profile,
+                          .target_profile_id =
+                              as_operator ? std::nullopt : std::optional<std::int64_t>(target.id),
+                          .target_customer_id = as_operator
+                                                    ? std::optional<std::int64_t>(target.customer)
+                                                    : std::nullopt,
+                          .reason = reason_of(errc::rate_limited),
+                          .limit = "actor"};
+        co_await record_refusal(by_actor, std::move(event), keys[0].limit.window, call);
+        co_return errc::rate_limited;
+    }
     impersonation_grant grant{
         .actor =
             impersonator_info{
@@ -434,13 +545,9 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
     };
     std::string token = signer_.load()->sign(claims);
     auto added = co_await deps_.sessions.add_grant(jti, grant, call.now);
-    if (!added)
+    if (!added) {
+        co_await release(keys, call);
         co_return added.error();
-    auto counted = co_await deps_.counters.record(actor_counter(actor.data.customer),
-                                                  config_.impersonations_per_actor, call.now);
-    if (!counted) {
-        (void)co_await deps_.sessions.redeem_grant(jti, call.now);
-        co_return counted.error();
     }
     // The token leaves only after its audit line is written; otherwise the grant is withdrawn.
     audit_event event{.event = "impersonation.issued",
@@ -453,6 +560,7 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
     const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
     if (unrecorded) {
         (void)co_await deps_.sessions.redeem_grant(jti, call.now);
+        co_await release(keys, call);
         co_return errc::audit_unavailable;
     }
     co_return token;
@@ -460,6 +568,20 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
 
 asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_view token,
                                                                   const request_context& call) {
+    const std::string by_address = exchange_counter(call.remote);
+    const std::array<counted_key, 1> keys = {
+        counted_key{by_address, config_.exchange_failures_per_address}};
+    auto reserved = co_await deps_.counters.reserve(keys, call.now);
+    if (!reserved)
+        co_return errc::store_unavailable;
+    if (!reserved->granted()) {
+        audit_event event{.event = "impersonation.throttled",
+                          .reason = "too_many_failures",
+                          .limit = "exchange_address"};
+        co_await record_refusal(by_address, std::move(event), keys[0].limit.window, call);
+        co_return errc::rate_limited;
+    }
+
     auto dir = dir_.load();
     error_code why;
     std::optional<std::string> jti_text;
@@ -480,32 +602,42 @@ asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_vi
         } else {
             jti_text.emplace(jti->get_string());
             auto redeemed = co_await deps_.sessions.redeem_grant(*jti_text, call.now);
-            if (!redeemed)
+            if (!redeemed) {
+                co_await release(keys, call);
                 co_return redeemed.error();
+            }
             grant = std::move(*redeemed);
             auto target_id = parse_decimal_id(sub->get_string());
             target = target_id ? dir->find_profile(*target_id) : nullptr;
             if (!grant)
                 why = errc::invalid_impersonation_token;
+            else if (grant->withdrawn_because)
+                why = errc::actor_lost_right; // withdrawn by a reload
             else if (!target || target->id != grant->target)
                 why = errc::profile_not_found;
+            else if (!actor_may_impersonate(*dir, grant->actor, target->id))
+                why = errc::actor_lost_right; // the directory changed since the token was issued
         }
     }
     if (!why) {
         // The issuing session must still be live: logging out withdraws unredeemed tokens.
         auto live = co_await deps_.sessions.is_live(grant->actor.actor_session, call.now);
-        if (!live)
+        if (!live) {
+            co_await release(keys, call);
             co_return live.error();
+        }
         if (!*live)
             why = errc::unauthenticated;
     }
     if (why) {
+        // The reservation stays: it is the failure's count.
         audit_event event{.event = "impersonation.exchange_failed",
                           .jti = std::move(jti_text),
                           .reason = reason_of(why)};
         co_await record_outcome(std::move(event), call);
         co_return errc::invalid_impersonation_token;
     }
+    co_await release(keys, call);
 
     session_data data = impersonated_session_data(*grant, target->customer,
                                                   call.now + config_.impersonation_session_ttl);
@@ -541,16 +673,7 @@ std::optional<std::string_view> reason_to_end(const directory& dir, const sessio
         return std::nullopt;
     if (!impersonation_on)
         return "impersonation_disabled";
-    const impersonator_info& actor = *s.impersonator;
-    if (actor.is_operator) {
-        const customer* op = dir.find_customer(actor.customer);
-        const customer* target = dir.find_customer(s.customer);
-        if (!op || !op->is_operator || !target || target->is_operator)
-            return "impersonation_right_lost";
-        return std::nullopt;
-    }
-    session_data as_actor{.customer = actor.customer, .profile = actor.profile.value_or(0)};
-    if (check_coworker_impersonation(dir, as_actor, s.profile))
+    if (!actor_may_impersonate(dir, *s.impersonator, s.profile))
         return "impersonation_right_lost";
     return std::nullopt;
 }
@@ -583,16 +706,36 @@ auth_service::reload(std::shared_ptr<const directory> dir,
                           .reason = std::string(why)};
         co_await record_outcome(std::move(event), call);
     }
+    // Unredeemed tokens of actors who lost the right are withdrawn; their exchange would fail
+    // anyway, but the store then remembers why until the token expires.
+    std::function<bool(const impersonation_grant&)> lost_right = [&](const impersonation_grant& g) {
+        return !actor_may_impersonate(*dir, g.actor, g.target);
+    };
+    const std::string because = reason_of(errc::actor_lost_right);
+    auto withdrawn =
+        co_await deps_.sessions.withdraw_grants(std::move(lost_right), because, call.now);
+    if (!withdrawn)
+        co_return withdrawn.error();
+    for (const auto& [jti, g] : *withdrawn) {
+        audit_event event{.event = "impersonation.ended",
+                          .customer_id = g.actor.customer,
+                          .profile_id = g.actor.profile,
+                          .target_profile_id = g.target,
+                          .jti = jti,
+                          .reason = because};
+        co_await record_outcome(std::move(event), call);
+    }
     co_return ended->size();
 }
 
 asio::awaitable<result<boost::json::array>>
-auth_service::audit_events(const session_snapshot& session, std::size_t limit) {
+auth_service::audit_events(const session_snapshot& session, std::size_t limit,
+                           audit_category category) {
     auto dir = dir_.load();
     const customer* caller = dir->find_customer(session.data.customer);
     if (session.data.impersonator || !caller || !caller->is_operator)
         co_return errc::forbidden_not_operator;
-    auto events = co_await deps_.audit.list_recent(limit);
+    auto events = co_await deps_.audit.list_recent(limit, category);
     co_return events;
 }
 

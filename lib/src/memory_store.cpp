@@ -53,6 +53,12 @@ memory_store::redeem_grant(std::string_view jti, clock_type::time_point now) {
     co_return sessions_.redeem_grant(jti, now);
 }
 
+asio::awaitable<store_result<std::vector<std::pair<std::string, impersonation_grant>>>>
+memory_store::withdraw_grants(std::function<bool(const impersonation_grant&)> should_withdraw,
+                              std::string because, clock_type::time_point now) {
+    co_return sessions_.withdraw_grants(should_withdraw, because, now);
+}
+
 asio::awaitable<store_result<std::vector<session_snapshot>>>
 memory_store::revoke_matching(std::function<bool(const session_snapshot&)> should_end) {
     co_return sessions_.revoke_matching(should_end);
@@ -63,9 +69,14 @@ memory_store::blocked_for(std::string_view key, rate_limit limit, clock_type::ti
     co_return counters_->blocked_for(key, limit, now);
 }
 
-asio::awaitable<store_result<void>> memory_store::record(std::string_view key, rate_limit limit,
-                                                         clock_type::time_point now) {
-    counters_->record(key, limit, now);
+asio::awaitable<store_result<attempt_reservation>>
+memory_store::reserve(std::span<const counted_key> keys, clock_type::time_point now) {
+    co_return counters_->reserve(keys, now);
+}
+
+asio::awaitable<store_result<void>> memory_store::release(std::span<const counted_key> keys,
+                                                          clock_type::time_point reserved_at) {
+    counters_->release(keys, reserved_at);
     co_return store_result<void>();
 }
 

@@ -13,16 +13,19 @@ rate_limiter::rate_limiter(std::size_t shard_count) {
 
 rate_limiter::~rate_limiter() = default;
 
-rate_limiter::shard& rate_limiter::shard_for(std::string_view key) const noexcept {
-    return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
+std::size_t rate_limiter::shard_index(std::string_view key) const noexcept {
+    return std::hash<std::string_view>{}(key) % shards_.size();
 }
 
-std::optional<std::chrono::seconds>
-rate_limiter::blocked_for(std::string_view key, rate_limit limit, time_point now) const {
+rate_limiter::shard& rate_limiter::shard_for(std::string_view key) const noexcept {
+    return *shards_[shard_index(key)];
+}
+
+std::optional<std::chrono::seconds> rate_limiter::blocked_locked(const shard& s,
+                                                                 std::string_view key,
+                                                                 rate_limit limit, time_point now) {
     if (limit.max == 0)
         return std::nullopt;
-    shard& s = shard_for(key);
-    std::lock_guard lock(s.mutex);
     auto it = s.keys.find(std::string(key));
     if (it == s.keys.end())
         return std::nullopt;
@@ -38,17 +41,64 @@ rate_limiter::blocked_for(std::string_view key, rate_limit limit, time_point now
     return std::max(seconds, std::chrono::seconds(1));
 }
 
-void rate_limiter::record(std::string_view key, rate_limit limit, time_point now) {
+void rate_limiter::record_locked(shard& s, std::string_view key, rate_limit limit, time_point now) {
     if (limit.max == 0)
         return;
-    shard& s = shard_for(key);
-    std::lock_guard lock(s.mutex);
     auto& entry = s.keys[std::string(key)];
     entry.window = std::max(entry.window, limit.window);
     entry.times.push_back(now);
     // Only the newest `max` attempts can ever decide a block.
     while (entry.times.size() > limit.max)
         entry.times.pop_front();
+}
+
+std::optional<std::chrono::seconds>
+rate_limiter::blocked_for(std::string_view key, rate_limit limit, time_point now) const {
+    const shard& s = shard_for(key);
+    std::lock_guard lock(s.mutex);
+    return blocked_locked(s, key, limit, now);
+}
+
+void rate_limiter::record(std::string_view key, rate_limit limit, time_point now) {
+    shard& s = shard_for(key);
+    std::lock_guard lock(s.mutex);
+    record_locked(s, key, limit, now);
+}
+
+attempt_reservation rate_limiter::reserve(std::span<const counted_key> keys, time_point now) {
+    std::vector<std::size_t> order;
+    order.reserve(keys.size());
+    for (const counted_key& k : keys)
+        order.push_back(shard_index(k.key));
+    std::sort(order.begin(), order.end());
+    order.erase(std::unique(order.begin(), order.end()), order.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    locks.reserve(order.size());
+    for (std::size_t index : order)
+        locks.emplace_back(shards_[index]->mutex);
+
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        auto wait = blocked_locked(shard_for(keys[i].key), keys[i].key, keys[i].limit, now);
+        if (wait)
+            return attempt_reservation{.refused_by = i, .retry_after = *wait};
+    }
+    for (const counted_key& k : keys)
+        record_locked(shard_for(k.key), k.key, k.limit, now);
+    return attempt_reservation{};
+}
+
+void rate_limiter::release(std::span<const counted_key> keys, time_point reserved_at) {
+    for (const counted_key& k : keys) {
+        shard& s = shard_for(k.key);
+        std::lock_guard lock(s.mutex);
+        auto it = s.keys.find(std::string(k.key));
+        if (it == s.keys.end())
+            continue;
+        auto& times = it->second.times;
+        auto found = std::find(times.rbegin(), times.rend(), reserved_at);
+        if (found != times.rend())
+            times.erase(std::next(found).base());
+    }
 }
 
 void rate_limiter::reset(std::string_view key) {

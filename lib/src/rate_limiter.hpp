@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,6 +33,13 @@ public:
     // Counts one attempt for the key.
     void record(std::string_view key, rate_limit limit, time_point now);
 
+    // rate_limit_store::reserve: every key's shard is locked (in shard order, so that two
+    // reservations cannot deadlock) across the check and the count.
+    attempt_reservation reserve(std::span<const counted_key> keys, time_point now);
+
+    // Removes one attempt counted at `reserved_at` from each key, where it is still counted.
+    void release(std::span<const counted_key> keys, time_point reserved_at);
+
     // Forgets the key's attempts (e.g. after a successful login).
     void reset(std::string_view key);
 
@@ -47,7 +55,12 @@ private:
         mutable std::mutex mutex;
         std::unordered_map<std::string, attempts> keys;
     };
+    std::size_t shard_index(std::string_view key) const noexcept;
     shard& shard_for(std::string_view key) const noexcept;
+    // With the key's shard locked.
+    static std::optional<std::chrono::seconds> blocked_locked(const shard& s, std::string_view key,
+                                                              rate_limit limit, time_point now);
+    static void record_locked(shard& s, std::string_view key, rate_limit limit, time_point now);
 
     std::vector<std::unique_ptr<shard>> shards_;
 };

@@ -307,8 +307,18 @@ asio::awaitable<http_response> handle_login(ctx_t& ctx) {
     co_return session_response(session, ctx, false);
 }
 
+// A throttled exchange or refresh: 429 with the address's wait.
+asio::awaitable<http_response> exchange_throttled(ctx_t& ctx) {
+    auto retry_after = co_await ctx.service.exchange_retry_after(ctx.call);
+    co_return error_response(errc::rate_limited, ctx.req, false, retry_after);
+}
+
 asio::awaitable<http_response> handle_exchange(ctx_t& ctx) {
     auto session = co_await ctx.service.exchange(ctx.match.params[0], ctx.call);
+    if (!session && session.error() == errc::rate_limited) {
+        auto response = co_await exchange_throttled(ctx);
+        co_return response;
+    }
     co_return session_response(session, ctx, true);
 }
 
@@ -320,6 +330,10 @@ asio::awaitable<http_response> handle_refresh(ctx_t& ctx) {
     if (!token)
         co_return bad_request(token.error().detail, ctx.req);
     auto session = co_await ctx.service.refresh(*token, ctx.call);
+    if (!session && session.error() == errc::rate_limited) {
+        auto response = co_await exchange_throttled(ctx);
+        co_return response;
+    }
     co_return session_response(session, ctx, true);
 }
 
@@ -411,7 +425,14 @@ asio::awaitable<http_response> handle_audit(ctx_t& ctx) {
                                   ctx.req);
         limit = *parsed;
     }
-    auto events = co_await ctx.service.audit_events(*session, static_cast<std::size_t>(limit));
+    audit_category category = audit_category::all;
+    if (auto text = ctx.query("category")) {
+        if (*text != "impersonation")
+            co_return bad_request("query parameter 'category' must be 'impersonation'", ctx.req);
+        category = audit_category::impersonation;
+    }
+    auto events =
+        co_await ctx.service.audit_events(*session, static_cast<std::size_t>(limit), category);
     if (!events)
         co_return error_response(events.error(), ctx.req, false);
     co_return json_response(http::status::ok,

@@ -407,11 +407,33 @@ std::optional<impersonation_grant> session_store::redeem_grant(std::string_view 
     auto it = g.grants.find(jti);
     if (it == g.grants.end() || it->second.redeemed)
         return std::nullopt;
+    if (it->second.grant.withdrawn_because) {
+        if (!(now < it->second.grant.expires_at))
+            return std::nullopt;
+        return it->second.grant;
+    }
     // Single use: a late redemption still consumes the grant.
     it->second.redeemed = true;
     if (!(now < it->second.grant.expires_at))
         return std::nullopt;
     return it->second.grant;
+}
+
+std::vector<std::pair<std::string, impersonation_grant>> session_store::withdraw_grants(
+    const std::function<bool(const impersonation_grant&)>& should_withdraw,
+    const std::string& because, clock_type::time_point now) {
+    std::vector<std::pair<std::string, impersonation_grant>> withdrawn;
+    for (const auto& g : grant_shards_) {
+        std::lock_guard lock(g->mutex);
+        for (auto& [jti, held] : g->grants) {
+            if (held.redeemed || held.grant.withdrawn_because || !(now < held.grant.expires_at) ||
+                !should_withdraw(held.grant))
+                continue;
+            held.grant.withdrawn_because = because;
+            withdrawn.emplace_back(jti, held.grant);
+        }
+    }
+    return withdrawn;
 }
 
 std::vector<session_snapshot>

@@ -114,6 +114,28 @@ std::shared_ptr<const directory> test_directory() {
     return std::make_shared<const directory>(std::move(*dir));
 }
 
+std::shared_ptr<const directory>
+edited_directory(const std::function<void(boost::json::object&)>& edit) {
+    auto doc = boost::json::parse(test_directory_json()).as_object();
+    edit(doc);
+    std::string detail;
+    auto dir = directory::parse(boost::json::serialize(doc), detail);
+    BOOST_TEST_REQUIRE(dir.has_value(), detail);
+    return std::make_shared<const directory>(std::move(*dir));
+}
+
+void set_role(boost::json::object& doc, profile_id id, std::string_view role) {
+    for (auto& p : doc.at("profiles").as_array())
+        if (p.at("id").as_int64() == id)
+            p.as_object()["role"] = role;
+}
+
+void set_operator(boost::json::object& doc, customer_id id, bool is_operator) {
+    for (auto& c : doc.at("customers").as_array())
+        if (c.at("id").as_int64() == id)
+            c.as_object()["operator"] = is_operator;
+}
+
 temp_dir::temp_dir() {
     std::random_device rd;
     path_ = std::filesystem::temp_directory_path() /

@@ -19,11 +19,13 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <chrono>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -48,6 +50,12 @@ std::string fast_password_hash(std::string_view password);
 // The world of test_world.hpp with scrypt at ln=4.
 std::string test_directory_json();
 std::shared_ptr<const directory> test_directory();
+
+// The test directory with `edit` applied to its JSON (a reload's new directory).
+std::shared_ptr<const directory>
+edited_directory(const std::function<void(boost::json::object&)>& edit);
+void set_role(boost::json::object& doc, profile_id id, std::string_view role);
+void set_operator(boost::json::object& doc, customer_id id, bool is_operator);
 
 // A unique temporary directory, removed with the object.
 class temp_dir {

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "test_support.hpp"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace portal_auth;
@@ -221,6 +223,116 @@ BOOST_AUTO_TEST_CASE(reopen_after_a_rename_writes_to_a_new_file) {
     BOOST_TEST(std::count(fresh.begin(), fresh.end(), '\n') == 1);
     BOOST_TEST(fresh.find("10.0.0.3:1") != std::string::npos);
     BOOST_TEST(!audit_log().reopen()); // no file: nothing to do
+}
+
+BOOST_AUTO_TEST_CASE(impersonation_events_have_a_ring_of_their_own) {
+    audit_log log(4);
+    auto event = [](std::string name, std::int64_t id) {
+        audit_event e;
+        e.event = std::move(name);
+        e.customer_id = id;
+        return e;
+    };
+    BOOST_TEST_REQUIRE(!log.write(event("impersonation.issued", 1), fixed_time));
+    BOOST_TEST_REQUIRE(!log.write(event("impersonation.exchanged", 2), fixed_time));
+    for (std::int64_t i = 0; i < 10; ++i) // a flood of other events
+        BOOST_TEST_REQUIRE(!log.write(event("login.failed", 100 + i), fixed_time));
+    BOOST_TEST_REQUIRE(!log.write(event("impersonation.denied", 3), fixed_time));
+
+    const auto only = log.recent(10, audit_category::impersonation);
+    BOOST_TEST_REQUIRE(only.size() == 3u);
+    BOOST_TEST(only[0].at("customerId").as_int64() == 3);
+    BOOST_TEST(only[2].at("customerId").as_int64() == 1);
+    // Merged newest first: the rings keep 3 and 4 events.
+    const auto all = log.recent(10);
+    std::vector<std::int64_t> ids;
+    for (const auto& e : all)
+        ids.push_back(e.at("customerId").as_int64());
+    BOOST_TEST(ids == (std::vector<std::int64_t>{3, 109, 108, 107, 106, 2, 1}),
+               boost::test_tools::per_element());
+    BOOST_TEST(log.recent(2).size() == 2u);
+}
+
+namespace {
+
+// RLIMIT_FSIZE for this process, with SIGXFSZ ignored (a write past it fails with EFBIG),
+// restored at the end.
+struct file_size_limit {
+    explicit file_size_limit(rlim_t bytes) {
+        ::getrlimit(RLIMIT_FSIZE, &saved);
+        previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+        set(bytes);
+    }
+    void set(rlim_t bytes) {
+        rlimit limit = saved;
+        limit.rlim_cur = bytes;
+        BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_FSIZE, &limit) == 0);
+    }
+    ~file_size_limit() {
+        ::setrlimit(RLIMIT_FSIZE, &saved);
+        std::signal(SIGXFSZ, previous_handler);
+    }
+    rlimit saved{};
+    void (*previous_handler)(int) = nullptr;
+};
+
+} // namespace
+
+// A disk that fills up: a line that does not fit is cut off whole, nothing of it stays in the
+// file or the ring, failures are reported once per episode (then once a minute), and writing
+// resumes by itself when there is room again.
+BOOST_AUTO_TEST_CASE(a_short_write_is_cut_back_and_the_episode_reported) {
+    test::temp_dir dir;
+    const auto path = dir.file("audit.jsonl");
+    audit_log log(100);
+    std::vector<std::string> reports;
+    log.set_logger([&](std::string_view line) { reports.emplace_back(line); });
+    BOOST_TEST_REQUIRE(!log.open_file(path.string()));
+    BOOST_TEST_REQUIRE(!log.write(login("10.0.0.1:1"), fixed_time));
+    const auto whole = std::filesystem::file_size(path);
+
+    boost::system::error_code failed;
+    {
+        // Room for part of the next line only: the write is short, then EFBIG.
+        file_size_limit limit(whole + 40);
+        failed = log.write(login("10.0.0.2:1"), fixed_time);
+        BOOST_TEST(failed.value() == EFBIG);
+        BOOST_TEST(std::filesystem::file_size(path) == whole); // cut back to the whole line
+        BOOST_TEST(log.write(login("10.0.0.3:1"), fixed_time + 30s).value() == EFBIG);
+        BOOST_TEST(reports.size() == 1u); // one report per episode...
+        BOOST_TEST(log.write(login("10.0.0.4:1"), fixed_time + 61s).value() == EFBIG);
+        BOOST_TEST(reports.size() == 2u); // ...then at most once a minute
+    }
+    BOOST_TEST_REQUIRE(!reports.empty());
+    BOOST_TEST(reports[0].find("errno " + std::to_string(EFBIG)) != std::string::npos, reports[0]);
+    BOOST_TEST(reports[1].find("still failing") != std::string::npos, reports[1]);
+    BOOST_TEST(log.failed_writes() == 3u);
+
+    // Room again: the next line follows the last whole one, and recovery is reported.
+    BOOST_TEST(!log.write(login("10.0.0.5:1"), fixed_time + 62s));
+    BOOST_TEST_REQUIRE(reports.size() == 3u);
+    BOOST_TEST(reports[2].find("writing again") != std::string::npos, reports[2]);
+    const auto lines = lines_of(test::read_file(path));
+    BOOST_TEST_REQUIRE(lines.size() == 2u);
+    for (const auto& line : lines)
+        BOOST_TEST(boost::json::parse(line).is_object(), line);
+    BOOST_TEST(lines[1].find("10.0.0.5:1") != std::string::npos);
+    // The ring holds what the file holds.
+    const auto ring = log.recent(10);
+    BOOST_TEST_REQUIRE(ring.size() == 2u);
+    BOOST_TEST(ring[0].at("remote").as_string() == "10.0.0.5:1");
+    BOOST_TEST(ring[1].at("remote").as_string() == "10.0.0.1:1");
+}
+
+BOOST_AUTO_TEST_CASE(a_full_device_fails_every_write) {
+    audit_log log(10);
+    int reports = 0;
+    log.set_logger([&](std::string_view) { ++reports; });
+    BOOST_TEST_REQUIRE(!log.open_file("/dev/full"));
+    BOOST_TEST(log.write(login(), fixed_time));
+    BOOST_TEST(log.write(login(), fixed_time));
+    BOOST_TEST(log.recent(10).empty());
+    BOOST_TEST(reports == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,8 @@
 // The domain rules, without sockets: who may impersonate whom, and what each call records.
 #include <portal_auth/auth_service.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
@@ -9,12 +11,14 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <mutex>
 #include <vector>
 
 #include "base64.hpp"
 #include "test_support.hpp"
 
 using namespace portal_auth;
+using boost::system::result;
 using portal_auth::test::service_fixture;
 
 namespace {
@@ -261,30 +265,133 @@ BOOST_AUTO_TEST_CASE(impersonation_issuing_is_capped_per_actor) {
     BOOST_TEST(test::run_sync(f.service.impersonate_coworker(alice, 12, minute_later)).has_value());
 }
 
+BOOST_AUTO_TEST_CASE(a_lockout_cannot_be_aimed_at_someone_else) {
+    service_fixture f;
+    const request_context attacker{"127.0.0.2:4000", at_start.now};
+    const request_context alice_at_home{"127.0.0.3:4000", at_start.now};
+    for (int i = 0; i < 5; ++i)
+        (void)test::run_sync(f.service.login("ALICE@acme.test", "guess", attacker));
+    BOOST_TEST(test::run_sync(f.service.login("alice@acme.test", "alice-pw", attacker)).error() ==
+               make_error_code(errc::rate_limited));
+    const auto line = f.audit.recent(1)[0].as_object();
+    BOOST_TEST(line.at("event").as_string() == "login.throttled");
+    BOOST_TEST(line.at("limit").as_string() == "email_and_address");
+    BOOST_TEST(line.at("customerId").as_int64() == 100); // whose account is under attack
+    // The real Alice, elsewhere, is not locked out.
+    BOOST_TEST(
+        test::run_sync(f.service.login("alice@acme.test", "alice-pw", alice_at_home)).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_email_ceiling_stops_guessing_from_many_addresses) {
+    service_fixture f;
+    for (int i = 0; i < 50; ++i) {
+        const request_context from{"198.51.100." + std::to_string(i) + ":1", at_start.now};
+        BOOST_TEST(test::run_sync(f.service.login("bob@acme.test", "guess", from)).error() ==
+                   make_error_code(errc::invalid_credentials));
+    }
+    const request_context fresh{"198.51.100.200:1", at_start.now};
+    BOOST_TEST(test::run_sync(f.service.login("bob@acme.test", "bob-pw", fresh)).error() ==
+               make_error_code(errc::rate_limited));
+    const auto line = f.audit.recent(1)[0].as_object();
+    BOOST_TEST(line.at("limit").as_string() == "email");
+    BOOST_TEST(line.at("customerId").as_int64() == 101);
+}
+
+// Many wrong passwords at once, on several threads: the reservation is taken with the check,
+// so exactly the pair limit's number are verified (401) and the rest refused (429).
+BOOST_AUTO_TEST_CASE(parallel_wrong_passwords_get_exactly_the_limit) {
+    service_fixture f;
+    boost::asio::thread_pool io(4);
+    std::mutex mutex;
+    std::vector<error_code> outcomes;
+    const request_context from{"192.0.2.50:1", at_start.now};
+    for (int i = 0; i < 16; ++i)
+        boost::asio::co_spawn(io, f.service.login("carol@acme.test", "guess", from),
+                              [&](std::exception_ptr, result<signed_in_session> r) {
+                                  std::lock_guard lock(mutex);
+                                  outcomes.push_back(r ? error_code() : r.error());
+                              });
+    io.join();
+    BOOST_TEST_REQUIRE(outcomes.size() == 16u);
+    const auto count = [&](errc e) {
+        return std::count(outcomes.begin(), outcomes.end(), make_error_code(e));
+    };
+    BOOST_TEST(count(errc::invalid_credentials) == 5);
+    BOOST_TEST(count(errc::rate_limited) == 11);
+}
+
+// A throttled flood writes one line per key and window, then a summary with the count.
+BOOST_AUTO_TEST_CASE(throttled_attempts_are_summarised_not_written_one_by_one) {
+    service_fixture f;
+    for (int i = 0; i < 5; ++i)
+        (void)test::run_sync(f.service.login("bob@acme.test", "guess", at_start));
+    for (int i = 0; i < 40; ++i)
+        BOOST_TEST(test::run_sync(f.service.login("bob@acme.test", "guess", at_start)).error() ==
+                   make_error_code(errc::rate_limited));
+    auto throttled = [&] {
+        std::vector<boost::json::object> lines;
+        for (const auto& e : f.audit.recent(1000))
+            if (e.at("event").as_string() == "login.throttled")
+                lines.push_back(e.as_object());
+        return lines;
+    };
+    BOOST_TEST_REQUIRE(throttled().size() == 1u);
+    BOOST_TEST(!throttled()[0].contains("count"));
+    test::run_sync(f.service.write_throttle_summaries(at_start.now + std::chrono::seconds(299)));
+    BOOST_TEST(throttled().size() == 1u); // the window has not ended
+    test::run_sync(f.service.write_throttle_summaries(at_start.now + std::chrono::seconds(300)));
+    const auto lines = throttled();
+    BOOST_TEST_REQUIRE(lines.size() == 2u);
+    BOOST_TEST(lines[0].at("count").as_int64() == 40);
+    BOOST_TEST(lines[0].at("limit").as_string() == "email_and_address");
+    BOOST_TEST(lines[0].at("customerId").as_int64() == 101);
+}
+
+BOOST_AUTO_TEST_CASE(failed_exchanges_and_refreshes_share_a_limit_per_address) {
+    service_fixture f(service_config{
+        .exchange_failures_per_address = {.max = 3, .window = std::chrono::seconds(60)}});
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    auto token = test::run_sync(f.service.impersonate_coworker(alice, 12, at_start));
+    BOOST_TEST_REQUIRE(token.has_value());
+    const request_context guesser{"203.0.113.9:1", at_start.now};
+    BOOST_TEST(test::run_sync(f.service.exchange("not-a-token", guesser)).error() ==
+               make_error_code(errc::invalid_impersonation_token));
+    BOOST_TEST(test::run_sync(f.service.exchange("still.not.one", guesser)).error() ==
+               make_error_code(errc::invalid_impersonation_token));
+    BOOST_TEST(test::run_sync(f.service.refresh("bad-refresh-token", guesser)).error() ==
+               make_error_code(errc::invalid_refresh_token));
+    // The fourth failure is refused before the token is even looked at, a valid one included.
+    for (int i = 0; i < 10; ++i)
+        BOOST_TEST(test::run_sync(f.service.exchange(*token, guesser)).error() ==
+                   make_error_code(errc::rate_limited));
+    BOOST_TEST(test::run_sync(f.service.refresh("x", guesser)).error() ==
+               make_error_code(errc::rate_limited));
+    auto wait = test::run_sync(f.service.exchange_retry_after(guesser));
+    BOOST_TEST_REQUIRE(wait.has_value());
+    BOOST_TEST(wait->count() == 60);
+    const auto lines = f.audit.recent(100, audit_category::impersonation);
+    BOOST_TEST(std::count_if(lines.begin(), lines.end(), [](const auto& e) {
+                   return e.at("event").as_string() == "impersonation.throttled";
+               }) == 1);
+    BOOST_TEST(lines[0].at("limit").as_string() == "exchange_address");
+    // The token was never consumed: from another address it works, and successes are not
+    // counted there.
+    const request_context elsewhere{"203.0.113.10:1", at_start.now};
+    BOOST_TEST(test::run_sync(f.service.exchange(*token, elsewhere)).has_value());
+    for (int i = 0; i < 5; ++i) {
+        auto bob = test::run_sync(f.service.login("bob@acme.test", "bob-pw", elsewhere));
+        BOOST_TEST_REQUIRE(bob.has_value());
+        BOOST_TEST(
+            test::run_sync(f.service.refresh(bob->tokens.refresh_token, elsewhere)).has_value());
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(reload)
 
-namespace {
-
-// The test directory with `edit` applied to its JSON.
-std::shared_ptr<const directory>
-edited_directory(const std::function<void(boost::json::object&)>& edit) {
-    auto doc = boost::json::parse(test::test_directory_json()).as_object();
-    edit(doc);
-    std::string detail;
-    auto dir = directory::parse(boost::json::serialize(doc), detail);
-    BOOST_TEST_REQUIRE(dir.has_value(), detail);
-    return std::make_shared<const directory>(std::move(*dir));
-}
-
-void set_role(boost::json::object& doc, profile_id id, std::string_view role) {
-    for (auto& p : doc.at("profiles").as_array())
-        if (p.at("id").as_int64() == id)
-            p.as_object()["role"] = role;
-}
-
-} // namespace
+using test::edited_directory;
+using test::set_role;
 
 BOOST_AUTO_TEST_CASE(sessions_survive_and_lost_rights_end_them) {
     service_fixture f;
@@ -311,6 +418,38 @@ BOOST_AUTO_TEST_CASE(sessions_survive_and_lost_rights_end_them) {
     BOOST_TEST(last.at("event").as_string() == "session.ended");
     BOOST_TEST(last.at("reason").as_string() == "impersonation_right_lost");
     BOOST_TEST(last.at("customerId").as_int64() == 102);
+}
+
+BOOST_AUTO_TEST_CASE(a_reload_withdraws_tokens_of_actors_who_lost_the_right) {
+    service_fixture f;
+    auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
+    auto olga = sign_in(f.service, "olga@portal.test", "olga-pw");
+    auto alice_token = test::run_sync(f.service.impersonate_coworker(alice, 12, at_start));
+    auto olga_token = test::run_sync(f.service.impersonate_customer(olga, 101, at_start));
+    BOOST_TEST_REQUIRE(alice_token.has_value());
+    BOOST_TEST_REQUIRE(olga_token.has_value());
+    auto demoted = edited_directory([](auto& doc) {
+        set_role(doc, 10, "member");
+        test::set_operator(doc, 900, false);
+    });
+    BOOST_TEST_REQUIRE(test::run_sync(f.service.reload(demoted, nullptr, at_start)).has_value());
+    const auto ended = f.audit.recent(2, audit_category::impersonation);
+    BOOST_TEST_REQUIRE(ended.size() == 2u);
+    for (const auto& e : ended) {
+        BOOST_TEST(e.at("event").as_string() == "impersonation.ended");
+        BOOST_TEST(e.at("reason").as_string() == "actor_lost_right");
+        BOOST_TEST(e.as_object().contains("jti"));
+    }
+    // Every later exchange of those tokens fails, and says why, until the tokens expire.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        for (const auto* token : {&*alice_token, &*olga_token}) {
+            BOOST_TEST(test::run_sync(f.service.exchange(*token, at_start)).error() ==
+                       make_error_code(errc::invalid_impersonation_token));
+            const auto failed = f.audit.recent(1)[0].as_object();
+            BOOST_TEST(failed.at("event").as_string() == "impersonation.exchange_failed");
+            BOOST_TEST(failed.at("reason").as_string() == "actor_lost_right");
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(removed_customers_and_disabled_impersonation_end_sessions) {
@@ -368,7 +507,7 @@ std::shared_ptr<const directory> with_costly_customer(std::int64_t customer_id,
     auto costly = hash_password(password, {.log2_n = log2_n, .r = 8, .p = 1});
     BOOST_TEST_REQUIRE(costly.has_value());
     const std::string text = format_password_hash(*costly);
-    return reload::edited_directory([&](boost::json::object& doc) {
+    return test::edited_directory([&](boost::json::object& doc) {
         for (auto& c : doc.at("customers").as_array())
             if (c.at("id").as_int64() == customer_id)
                 c.as_object()["passwordHash"] = text;
@@ -404,7 +543,8 @@ BOOST_AUTO_TEST_CASE(the_dummy_hash_takes_the_highest_cost_and_follows_reloads) 
 
 BOOST_AUTO_TEST_CASE(unknown_email_and_wrong_password_take_the_same_time) {
     // Mixed costs (ln 4 for most, ln 12 for Bob), throttles off so that every attempt verifies.
-    const service_config no_limits{.login_failures_per_email = {.max = 0},
+    const service_config no_limits{.login_failures_per_email_and_address = {.max = 0},
+                                   .login_failures_per_email = {.max = 0},
                                    .login_failures_per_address = {.max = 0}};
     service_fixture f(no_limits);
     BOOST_TEST_REQUIRE(

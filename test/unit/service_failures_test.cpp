@@ -47,16 +47,48 @@ public:
         }
         co_return log.write(event, now);
     }
-    asio::awaitable<boost::json::array> list_recent(std::size_t limit) override {
-        co_return log.recent(limit);
+    asio::awaitable<boost::json::array> list_recent(std::size_t limit,
+                                                    audit_category category) override {
+        co_return log.recent(limit, category);
     }
 };
 
-// The memory store, or errc::store_unavailable for every call while `failing`.
-class switchable_store final : public session_repository {
+// The memory store, or errc::store_unavailable for every session call while `failing` and
+// every counter call while `counters_failing`.
+class switchable_store final : public session_repository, public rate_limit_store {
 public:
     bool failing = false;
+    bool counters_failing = false;
+    bool withdraws_nothing = false; // as a store another instance has not yet reached
     memory_store memory;
+
+    asio::awaitable<store_result<attempt_reservation>>
+    reserve(std::span<const counted_key> keys, clock_type::time_point now) override {
+        if (counters_failing)
+            co_return errc::store_unavailable;
+        auto reserved = co_await memory.reserve(keys, now);
+        co_return reserved;
+    }
+    asio::awaitable<store_result<void>> release(std::span<const counted_key> keys,
+                                                clock_type::time_point at) override {
+        if (counters_failing)
+            co_return errc::store_unavailable;
+        auto released = co_await memory.release(keys, at);
+        co_return released;
+    }
+    asio::awaitable<store_result<std::optional<std::chrono::seconds>>>
+    blocked_for(std::string_view key, rate_limit limit, clock_type::time_point now) override {
+        if (counters_failing)
+            co_return errc::store_unavailable;
+        auto blocked = co_await memory.blocked_for(key, limit, now);
+        co_return blocked;
+    }
+    asio::awaitable<store_result<void>> reset(std::string_view key) override {
+        if (counters_failing)
+            co_return errc::store_unavailable;
+        auto forgotten = co_await memory.reset(key);
+        co_return forgotten;
+    }
 
     asio::awaitable<store_result<issued_tokens>>
     create(session_data data, clock_type::time_point now, std::chrono::seconds ttl) override {
@@ -111,6 +143,17 @@ public:
         auto grant = co_await memory.redeem_grant(jti, now);
         co_return grant;
     }
+    asio::awaitable<store_result<std::vector<std::pair<std::string, impersonation_grant>>>>
+    withdraw_grants(std::function<bool(const impersonation_grant&)> should_withdraw,
+                    std::string because, clock_type::time_point now) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        if (withdraws_nothing)
+            co_return std::vector<std::pair<std::string, impersonation_grant>>{};
+        auto withdrawn =
+            co_await memory.withdraw_grants(std::move(should_withdraw), std::move(because), now);
+        co_return withdrawn;
+    }
     asio::awaitable<store_result<std::vector<session_snapshot>>>
     revoke_matching(std::function<bool(const session_snapshot&)> should_end) override {
         if (failing)
@@ -127,10 +170,7 @@ struct faulty_world {
           service({}, test::test_directory(),
                   std::make_shared<const token_signer>(
                       std::vector<signing_key>{make_random_signing_key("k")}),
-                  {.sessions = store,
-                   .counters = store.memory,
-                   .audit = audit,
-                   .passwords = passwords}),
+                  {.sessions = store, .counters = store, .audit = audit, .passwords = passwords}),
           handler(service) {}
 
     switchable_store store;
@@ -401,6 +441,53 @@ BOOST_AUTO_TEST_CASE(a_failing_store_answers_503_store_unavailable_and_issues_no
     // Service resumes when the store does.
     w.store.failing = false;
     BOOST_TEST(w.get("/api/public/auth/session", alice).result_int() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(failing_counters_answer_503_before_any_password_is_checked) {
+    faulty_world w;
+    const std::string alice = w.alice();
+    w.store.counters_failing = true;
+    auto login = test::run_sync(w.service.login("bob@acme.test", "bob-pw", at_start));
+    BOOST_TEST(login.error() == make_error_code(errc::store_unavailable));
+    http_request req{http::verb::post, "/api/public/auth/login", 11};
+    req.body() = test::login_body("bob@acme.test", "bob-pw");
+    req.prepare_payload();
+    auto res = test::run_sync(w.handler(std::move(req), at_start));
+    BOOST_TEST(res.result_int() == 503u);
+    BOOST_TEST(problem_type(res) == "urn:portal-auth:problem:store-unavailable");
+    BOOST_TEST(w.get("/api/public/coworkers/12/impersonate", alice).result_int() == 503u);
+    BOOST_TEST(test::run_sync(w.service.exchange("x", at_start)).error() ==
+               make_error_code(errc::store_unavailable));
+    // Nothing was attempted, so nothing was recorded as a failure.
+    for (const auto& e : w.audit.log.recent(100))
+        BOOST_TEST(e.at("event").as_string() != "login.failed");
+    w.store.counters_failing = false;
+    BOOST_TEST(test::run_sync(w.service.login("bob@acme.test", "bob-pw", at_start)).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(rights_at_redemption)
+
+// A token issued before the directory took the actor's right away: the exchange applies the
+// rules again, even where no reload withdrew the grant.
+BOOST_AUTO_TEST_CASE(the_exchange_checks_the_actors_right_again) {
+    faulty_world w;
+    w.store.withdraws_nothing = true;
+    auto alice = test::run_sync(w.service.login("alice@acme.test", "alice-pw", at_start));
+    BOOST_TEST_REQUIRE(alice.has_value());
+    auto alice_session =
+        test::run_sync(w.service.authenticate(alice->tokens.access_token, at_start));
+    BOOST_TEST_REQUIRE(alice_session.has_value());
+    auto token = test::run_sync(w.service.impersonate_coworker(*alice_session, 12, at_start));
+    BOOST_TEST_REQUIRE(token.has_value());
+    auto demoted = test::edited_directory([](auto& doc) { test::set_role(doc, 10, "member"); });
+    BOOST_TEST_REQUIRE(test::run_sync(w.service.reload(demoted, nullptr, at_start)).has_value());
+    BOOST_TEST(test::run_sync(w.service.exchange(*token, at_start)).error() ==
+               make_error_code(errc::invalid_impersonation_token));
+    const auto failed = w.audit.log.recent(1)[0].as_object();
+    BOOST_TEST(failed.at("event").as_string() == "impersonation.exchange_failed");
+    BOOST_TEST(failed.at("reason").as_string() == "actor_lost_right");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

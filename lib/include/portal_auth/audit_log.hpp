@@ -9,11 +9,14 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <sys/types.h>
 
 namespace portal_auth {
 
@@ -25,9 +28,23 @@ struct audit_event {
     std::optional<std::int64_t> target_customer_id;
     std::optional<std::string> jti;
     std::optional<std::string> reason; // short machine-readable cause for denials and failures
-    std::optional<std::int64_t> count; // events a summary line stands for (login.shed)
-    std::string remote;                // "ip:port" or "[v6]:port"
+    std::optional<std::int64_t> count; // events a summary line stands for (login.shed, *.throttled)
+    std::optional<std::string> limit;  // the throttle that refused (*.throttled)
+    std::string remote;                // the client: "ip:port" or "[v6]:port"
+    // The TCP peer when it is not the client (a trusted proxy that forwarded the request).
+    std::optional<std::string> peer;
 };
+
+// Which events a listing draws from. Impersonation events (issued, denied, exchanged,
+// exchange_failed, ended, ...) have a ring of their own, so that a flood of other events
+// cannot push them out.
+enum class audit_category {
+    all,           // both rings merged, newest first
+    impersonation, // events whose name starts with "impersonation."
+};
+
+// Whether the event belongs to the impersonation category.
+bool is_impersonation_event(std::string_view event_name) noexcept;
 
 // {"time":"2026-11-25T17:21:43.123Z","event":...,<fields that are set>,"remote":...}
 std::string format_audit_line(const audit_event& event, std::chrono::system_clock::time_point t);
@@ -55,16 +72,23 @@ public:
     [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code>
     record(audit_event event, std::chrono::system_clock::time_point now) = 0;
 
-    // Newest first, at most `limit` events, as parsed JSON objects.
+    // Newest first, at most `limit` events of the category, as parsed JSON objects.
     [[nodiscard]] virtual boost::asio::awaitable<boost::json::array>
-    list_recent(std::size_t limit) = 0;
+    list_recent(std::size_t limit, audit_category category) = 0;
 };
 
-// The default sink: a JSON Lines file (optional) and a bounded in-memory ring. The write runs
-// inline on the caller's thread: one write(2) to the page cache; fdatasync is batched on the
-// owner's thread unless the policy is `always`.
+// The default sink: a JSON Lines file (optional) and two bounded in-memory rings (impersonation
+// events, everything else). The write runs inline on the caller's thread: one write(2) to the
+// page cache; fdatasync is batched on the owner's thread unless the policy is `always`.
+//
+// A write that fails (disk full, file size limit, I/O error) is an error for the caller and
+// leaves no trace: a short write is cut back to the end of the last whole line (ftruncate),
+// so the file stays JSON Lines, and the event is not put in a ring. The first failure of an
+// episode is logged with its errno, then at most once a minute, and a line says when writing
+// works again.
 class audit_log final : public audit_sink {
 public:
+    // Each ring holds `ring_capacity` events.
     explicit audit_log(std::size_t ring_capacity = 10000);
     ~audit_log() override;
     audit_log(const audit_log&) = delete;
@@ -75,15 +99,23 @@ public:
     boost::system::error_code open_file(const std::string& path);
 
     // Formats the line, writes it to the file with one write(2) (so it has reached the OS when
-    // this returns) and stores it in the ring. Thread-safe. Returns the write error, if any; the
-    // event is kept in the ring either way.
+    // this returns) and stores it in its ring. Thread-safe. Returns the write error, if any;
+    // then the file is as before and the rings do not hold the event.
     [[nodiscard]] boost::system::error_code write(const audit_event& event,
                                                   std::chrono::system_clock::time_point now);
 
     // audit_sink: write() and recent(), completing inline.
     boost::asio::awaitable<boost::system::error_code>
     record(audit_event event, std::chrono::system_clock::time_point now) override;
-    boost::asio::awaitable<boost::json::array> list_recent(std::size_t limit) override;
+    boost::asio::awaitable<boost::json::array> list_recent(std::size_t limit,
+                                                           audit_category category) override;
+
+    // Where failure episodes are reported (never event contents). Default: stderr. Set before
+    // the first write.
+    void set_logger(std::function<void(std::string_view)> log);
+
+    // Writes that failed since construction.
+    std::uint64_t failed_writes() const;
 
     // Opens the file's path again (logrotate's convention: after a rename, SIGUSR1 makes the
     // next line go to a new file at the old name). Lines never straddle the two files. Without
@@ -95,12 +127,23 @@ public:
     // fdatasync if lines were written since the last sync. Thread-safe.
     boost::system::error_code sync();
 
-    // Newest first, at most `limit` events, as parsed JSON objects.
-    boost::json::array recent(std::size_t limit) const;
+    // Newest first, at most `limit` events of the category, as parsed JSON objects.
+    boost::json::array recent(std::size_t limit,
+                              audit_category category = audit_category::all) const;
 
 private:
+    struct ring_entry {
+        std::uint64_t sequence; // orders the two rings' events when merged
+        std::string line;
+    };
+    // Called with the lock held; returns what to log, if anything.
+    std::string note_failure(const boost::system::error_code& ec,
+                             std::chrono::system_clock::time_point now);
+
     mutable std::mutex mutex_;
-    std::deque<std::string> ring_;
+    std::deque<ring_entry> ring_;               // everything but impersonation events
+    std::deque<ring_entry> impersonation_ring_; // impersonation events
+    std::uint64_t next_sequence_ = 0;
     std::size_t capacity_;
     struct file {
         explicit file(int descriptor) : fd(descriptor) {}
@@ -111,8 +154,15 @@ private:
     };
     std::shared_ptr<const file> file_; // shared with a sync() in progress
     std::string path_;
+    off_t whole_size_ = 0; // where the file's last whole line ends
     audit_sync policy_ = audit_sync::batch;
     bool unsynced_ = false;
+    std::function<void(std::string_view)> log_;
+    // The current failure episode.
+    bool failing_ = false;
+    std::uint64_t episode_failures_ = 0;
+    std::chrono::system_clock::time_point last_report_;
+    std::uint64_t failed_writes_ = 0;
 };
 
 } // namespace portal_auth

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,10 +34,15 @@ struct service_config {
     // Off: both impersonation endpoints answer 403 and the exchange 401. The directory's
     // "impersonationEnabled": false has the same effect.
     bool impersonation_enabled = true;
-    // Failed logins per e-mail and per remote address; beyond: errc::rate_limited (429).
-    // A successful login clears the e-mail's count. max = 0 turns a limit off.
-    rate_limit login_failures_per_email{5, std::chrono::seconds(300)};
+    // Failed logins, counted against three keys at once; beyond any of them:
+    // errc::rate_limited (429). The hard limit is the pair, so that nobody can lock a customer
+    // out from elsewhere; the e-mail's is a ceiling against guessing from many addresses. A
+    // successful login clears the pair's and the e-mail's counts. max = 0 turns a limit off.
+    rate_limit login_failures_per_email_and_address{5, std::chrono::seconds(300)};
+    rate_limit login_failures_per_email{50, std::chrono::seconds(300)};
     rate_limit login_failures_per_address{20, std::chrono::seconds(300)};
+    // Failed impersonation-token exchanges and failed refreshes, together, per address.
+    rate_limit exchange_failures_per_address{20, std::chrono::seconds(60)};
     // Impersonation tokens issued per actor (customer).
     rate_limit impersonations_per_actor{30, std::chrono::seconds(60)};
 };
@@ -48,6 +54,10 @@ struct service_dependencies {
     audit_sink& audit;
     password_verifier& passwords;
 };
+
+namespace detail {
+class refusal_journal;
+}
 
 inline constexpr std::string_view token_issuer = "portal-auth";
 inline constexpr std::string_view impersonation_audience = "portal-auth/login";
@@ -89,10 +99,16 @@ public:
     auth_service(service_config config, std::shared_ptr<const directory> dir,
                  std::shared_ptr<const token_signer> signer, service_dependencies deps);
 
+    ~auth_service();
+    auth_service(const auth_service&) = delete;
+    auth_service& operator=(const auth_service&) = delete;
+
     // errc::invalid_credentials for an unknown e-mail or a wrong password; both take one scrypt
-    // on the password verifier. errc::rate_limited while throttled (checked before queueing);
-    // errc::overloaded when the hashing queue is full (audited as login.shed, at most one line
-    // a second, with the count of sheds since the previous line).
+    // on the password verifier. errc::rate_limited while throttled: the attempt is reserved
+    // against the three login limits, atomically with their check, before it is queued, and
+    // given back when the password is right (or never checked); errc::overloaded when the
+    // hashing queue is full (audited as login.shed, at most one line a second, with the count
+    // of sheds since the previous line).
     boost::asio::awaitable<boost::system::result<signed_in_session>>
     login(std::string_view email, std::string_view password, const request_context& call);
 
@@ -100,6 +116,11 @@ public:
     // the next may be made.
     boost::asio::awaitable<std::optional<std::chrono::seconds>>
     login_retry_after(std::string_view email, const request_context& call);
+
+    // While failed exchanges and refreshes from this address are throttled: how long until the
+    // next may be made.
+    boost::asio::awaitable<std::optional<std::chrono::seconds>>
+    exchange_retry_after(const request_context& call);
 
     // While the actor may not be issued more impersonation tokens: how long until it may.
     boost::asio::awaitable<std::optional<std::chrono::seconds>>
@@ -109,7 +130,8 @@ public:
     boost::asio::awaitable<boost::system::result<session_snapshot>>
     authenticate(std::string_view access_token, const request_context& call);
 
-    // errc::invalid_refresh_token, or errc::refresh_token_reused (the session is revoked).
+    // errc::invalid_refresh_token, or errc::refresh_token_reused (the session is revoked);
+    // errc::rate_limited while failures from this address are throttled.
     boost::asio::awaitable<boost::system::result<signed_in_session>>
     refresh(std::string_view refresh_token, const request_context& call);
 
@@ -132,13 +154,23 @@ public:
     impersonate_customer(const session_snapshot& session, customer_id target,
                          const request_context& call);
 
-    // Redeems an impersonation token for a session as its target.
+    // Redeems an impersonation token for a session as its target. The issuing rules are applied
+    // again to the directory in force: errc::invalid_impersonation_token (audited with the
+    // reason, actor_lost_right among them); errc::rate_limited while failures from this address
+    // are throttled.
     boost::asio::awaitable<boost::system::result<signed_in_session>>
     exchange(std::string_view token, const request_context& call);
 
-    // Operators only: the newest audit events.
+    // Operators only: the newest audit events of the category.
     boost::asio::awaitable<boost::system::result<boost::json::array>>
-    audit_events(const session_snapshot& session, std::size_t limit);
+    audit_events(const session_snapshot& session, std::size_t limit, audit_category category);
+
+    // Throttled attempts are audited as the first refusal per key and window, then one summary
+    // line with the count when the window ends. Writes the summaries of windows ended by `now`
+    // (or of every open window, with `close_all`: at shutdown); the owner calls it periodically
+    // (portal-auth: every second). A refusal also writes those that are due.
+    boost::asio::awaitable<void> write_throttle_summaries(clock_type::time_point now,
+                                                          bool close_all = false);
 
     std::shared_ptr<const directory> current_directory() const { return dir_.load(); }
 
@@ -179,6 +211,13 @@ private:
     std::atomic<std::shared_ptr<const directory>> dir_;
     std::atomic<std::shared_ptr<const token_signer>> signer_;
     service_dependencies deps_;
+    boost::asio::awaitable<void> record_refusal(std::string_view key, audit_event event,
+                                                std::chrono::seconds window,
+                                                const request_context& call);
+    boost::asio::awaitable<void> release(std::span<const counted_key> keys,
+                                         const request_context& call);
+
+    std::unique_ptr<detail::refusal_journal> refusals_;
     // Verified for unknown e-mails so that both failures cost the same; rebuilt on reload.
     std::atomic<std::shared_ptr<const password_hash>> dummy_hash_;
     std::atomic<std::int64_t> sheds_since_line_{0};

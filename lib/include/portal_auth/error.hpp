@@ -48,6 +48,7 @@ enum class errc {
     impersonation_disabled,
     profile_not_found,
     customer_not_found,
+    actor_lost_right, // the issuer of an impersonation token may no longer impersonate its target
 
     // Capacity and dependencies: the request may succeed later (503 with Retry-After)
     overloaded,        // the password-hashing queue is full

@@ -34,13 +34,18 @@ public:
                                                          clock_type::time_point now) override;
     boost::asio::awaitable<store_result<std::optional<impersonation_grant>>>
     redeem_grant(std::string_view jti, clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<std::vector<std::pair<std::string, impersonation_grant>>>>
+    withdraw_grants(std::function<bool(const impersonation_grant&)> should_withdraw,
+                    std::string because, clock_type::time_point now) override;
     boost::asio::awaitable<store_result<std::vector<session_snapshot>>>
     revoke_matching(std::function<bool(const session_snapshot&)> should_end) override;
 
     boost::asio::awaitable<store_result<std::optional<std::chrono::seconds>>>
     blocked_for(std::string_view key, rate_limit limit, clock_type::time_point now) override;
-    boost::asio::awaitable<store_result<void>> record(std::string_view key, rate_limit limit,
-                                                      clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<attempt_reservation>>
+    reserve(std::span<const counted_key> keys, clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<void>> release(std::span<const counted_key> keys,
+                                                       clock_type::time_point reserved_at) override;
     boost::asio::awaitable<store_result<void>> reset(std::string_view key) override;
 
     // Drops expired sessions, sessions whose actor is gone, expired grants and counters whose

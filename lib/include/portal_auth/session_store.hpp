@@ -58,9 +58,15 @@ public:
     // of grants expired by `now`, so that cleaning up keeps pace with issuing and the sweep
     // has little left to do.
     void add_grant(std::string jti, impersonation_grant grant, clock_type::time_point now);
-    // Removes the grant and returns it; nothing if unknown, already redeemed, or expired.
+    // Removes the grant and returns it; nothing if unknown, already redeemed, or expired. A
+    // withdrawn grant is returned and stays (withdrawn) until it expires.
     std::optional<impersonation_grant> redeem_grant(std::string_view jti,
                                                     clock_type::time_point now);
+    // Marks every live, unredeemed grant that `should_withdraw` selects as withdrawn `because`
+    // and returns them by jti. The predicate runs under a shard lock.
+    std::vector<std::pair<std::string, impersonation_grant>>
+    withdraw_grants(const std::function<bool(const impersonation_grant&)>& should_withdraw,
+                    const std::string& because, clock_type::time_point now);
 
     // Drops expired sessions, sessions whose actor is gone, and expired grants. Returns how many
     // sessions were dropped.

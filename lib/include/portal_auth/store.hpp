@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portal_auth {
@@ -55,6 +57,9 @@ struct impersonation_grant {
     impersonator_info actor; // actor_session: the issuing session
     profile_id target = 0;
     clock_type::time_point expires_at;
+    // Set when the grant was withdrawn before redemption (an audit reason, e.g.
+    // "actor_lost_right"): it can no longer be redeemed, and a redemption learns why.
+    std::optional<std::string> withdrawn_because;
 };
 
 struct issued_tokens {
@@ -104,9 +109,18 @@ public:
     add_grant(std::string jti, impersonation_grant grant, clock_type::time_point now) = 0;
 
     // Removes the grant and returns it, atomically: of two redemptions of one jti, one gets it.
-    // Nothing if unknown, already redeemed, or expired.
+    // Nothing if unknown, already redeemed, or expired. A withdrawn grant is returned as it is
+    // (withdrawn_because set) and stays withdrawn until it expires.
     [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<impersonation_grant>>>
     redeem_grant(std::string_view jti, clock_type::time_point now) = 0;
+
+    // Withdraws every live, unredeemed grant for which `should_withdraw` returns true, marking
+    // it withdrawn `because`, and returns them by jti (directory reloads). The predicate must
+    // not call back into the store.
+    [[nodiscard]] virtual boost::asio::awaitable<
+        store_result<std::vector<std::pair<std::string, impersonation_grant>>>>
+    withdraw_grants(std::function<bool(const impersonation_grant&)> should_withdraw,
+                    std::string because, clock_type::time_point now) = 0;
 
     // Ends every session for which `should_end` returns true and returns them (directory
     // reloads). The predicate must not call back into the store.
@@ -121,19 +135,41 @@ struct rate_limit {
     std::chrono::seconds window{300};
 };
 
-// Attempt counters per key (the service namespaces its keys: e-mail, address, actor).
-// Thread-safe.
+// One counter an attempt counts against: a key (the service namespaces them: e-mail, address,
+// pair, actor) and its limit.
+struct counted_key {
+    std::string_view key;
+    rate_limit limit;
+};
+
+// What reserve() did: counted the attempt against every key, or against none because
+// `refused_by` (an index into the keys) was at its limit.
+struct attempt_reservation {
+    std::optional<std::size_t> refused_by;
+    std::chrono::seconds retry_after{0}; // when refused: until the refusing key may try again
+
+    bool granted() const noexcept { return !refused_by; }
+};
+
+// Attempt counters per key. Thread-safe.
 class rate_limit_store {
 public:
     virtual ~rate_limit_store() = default;
 
+    // Checks every key and, when none is at its limit, counts one attempt against each, as one
+    // atomic step: of N concurrent attempts against a limit of M, exactly M are granted
+    // (when the window holds none yet). A granted attempt stays counted (a failure) unless it
+    // is given back with release().
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<attempt_reservation>>
+    reserve(std::span<const counted_key> keys, clock_type::time_point now) = 0;
+
+    // Gives back an attempt reserve() counted at `reserved_at` (it succeeded, or never ran).
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
+    release(std::span<const counted_key> keys, clock_type::time_point reserved_at) = 0;
+
     // How long until the key may try again under `limit`, or nothing when it may now.
     [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<std::chrono::seconds>>>
     blocked_for(std::string_view key, rate_limit limit, clock_type::time_point now) = 0;
-
-    // Counts one attempt for the key.
-    [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
-    record(std::string_view key, rate_limit limit, clock_type::time_point now) = 0;
 
     // Forgets the key's attempts (after a successful login).
     [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
