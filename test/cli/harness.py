@@ -21,13 +21,17 @@ class Harness:
                        check=True, stderr=subprocess.DEVNULL)
         self.tls = ssl.create_default_context(cafile=self.cert)
 
-    def start_server(self, *extra_flags):
-        """Starts portal-auth with the demo directory and the audit log; returns (process, port)."""
+    def start_server(self, *extra_flags, directory=None, stderr=None, preexec_fn=None,
+                     threads=2):
+        """Starts portal-auth with the demo directory (or `directory`) and the audit log;
+        returns (process, port). stderr: an open file, or None to discard it."""
+        directory = directory or os.path.join(self.source, "app/demo-directory.json")
         proc = subprocess.Popen(
             [self.binary, "--listen", "127.0.0.1:0", "--cert", self.cert, "--key", self.key,
-             "--directory", os.path.join(self.source, "app/demo-directory.json"),
-             "--audit-log", self.audit, "--threads", "2", *extra_flags],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             "--directory", directory, "--audit-log", self.audit, "--threads", str(threads),
+             *extra_flags],
+            stdout=subprocess.PIPE, stderr=stderr or subprocess.DEVNULL, text=True,
+            preexec_fn=preexec_fn)
         self.servers.append(proc)
         line = proc.stdout.readline().strip()
         if not line.startswith("listening on https://127.0.0.1:"):
