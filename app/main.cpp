@@ -42,6 +42,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
@@ -302,6 +304,30 @@ asio::awaitable<void> reload(portal_auth::auth_service& service,
               << " customers); " << *ended << " sessions ended" << std::endl;
 }
 
+// Descriptors beyond the connections: listener, audit log, files read on reload, hashing and
+// I/O threads' own, a margin.
+constexpr rlim_t descriptor_reserve = 64;
+
+// Raises the soft open-file limit to the hard one (a connection is a descriptor), and warns
+// when even that cannot hold --max-connections.
+void raise_open_file_limit(std::size_t max_connections) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
+    }
+    if (limit.rlim_cur != RLIM_INFINITY && max_connections + descriptor_reserve > limit.rlim_cur)
+        std::clog << "portal-auth: warning: --max-connections " << max_connections
+                  << " plus a reserve of " << descriptor_reserve
+                  << " descriptors exceeds the open-file limit of " << limit.rlim_cur
+                  << "; raise it (LimitNOFILE= under systemd) or lower --max-connections"
+                  << std::endl;
+}
+
 asio::awaitable<void> write_throttle_summaries(portal_auth::auth_service& service) {
     co_await asio::this_coro::throw_if_cancelled(false); // the last pass runs after the stop
     asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -317,6 +343,7 @@ asio::awaitable<void> write_throttle_summaries(portal_auth::auth_service& servic
 
 int serve(const options& opts) {
     const tcp::endpoint endpoint = parse_listen(opts.listen);
+    raise_open_file_limit(opts.server.max_connections);
     auto dir = load_directory(opts.directory);
     auto signer = load_signer(opts.signing_key);
     std::string tls_detail;

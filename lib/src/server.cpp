@@ -20,7 +20,9 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <list>
 #include <mutex>
@@ -330,19 +332,52 @@ void log_failure(const state_ptr& st, std::string_view what, std::exception_ptr 
     }
 }
 
+// Accept failures (out of descriptors: EMFILE, ENFILE; out of memory) come in storms: the loop
+// pauses, doubling the pause while they last, and logs at most once a second with the count.
+class accept_backoff {
+public:
+    static constexpr clock::duration first_pause = std::chrono::milliseconds(10);
+    static constexpr clock::duration longest_pause = std::chrono::seconds(1);
+
+    // The pause before the next accept; `log` gets a line when one is due.
+    clock::duration failed(const beast::error_code& ec, clock::time_point now,
+                           const std::function<void(std::string_view)>& log) {
+        ++unreported_;
+        if (!last_report_ || now - *last_report_ >= std::chrono::seconds(1)) {
+            std::string line = "accept failed: " + ec.message();
+            if (unreported_ > 1)
+                line += " (" + std::to_string(unreported_) + " times since the last report)";
+            line += "; pausing accepts";
+            log(line);
+            last_report_ = now;
+            unreported_ = 0;
+        }
+        pause_ =
+            pause_ == clock::duration::zero() ? first_pause : std::min(pause_ * 2, longest_pause);
+        return pause_;
+    }
+
+    void succeeded() { pause_ = clock::duration::zero(); }
+
+private:
+    clock::duration pause_ = clock::duration::zero();
+    std::optional<clock::time_point> last_report_;
+    std::uint64_t unreported_ = 0;
+};
+
 asio::awaitable<void> accept_loop(state_ptr st) {
+    accept_backoff backoff;
     for (;;) {
         auto [ec, socket] =
             co_await st->acceptor.async_accept(st->next_connection_executor(), await_tuple);
         if (st->stopping.load())
             break;
         if (ec) {
-            // Out of descriptors and the like: back off briefly rather than spin.
-            st->config.log("accept failed: " + ec.message());
-            asio::steady_timer pause(st->strand, std::chrono::milliseconds(50));
+            asio::steady_timer pause(st->strand, backoff.failed(ec, clock::now(), st->config.log));
             co_await pause.async_wait(await_tuple);
             continue;
         }
+        backoff.succeeded();
         if (st->live.load() >= st->config.max_connections) {
             beast::error_code ignored;
             socket.close(ignored);

@@ -7,11 +7,13 @@
 - a lockout aimed from another address does not lock the customer out;
 - a flood of bad exchange tokens: 20 failures written, then 429 and one throttled line;
   /api/sys/audit?category=impersonation;
-- tokens whose actor lost the right by a SIGHUP reload: 401, reason actor_lost_right.
+- tokens whose actor lost the right by a SIGHUP reload: 401, reason actor_lost_right;
+- out of descriptors (RLIMIT_NOFILE 48): a warning at start, accept failures logged at most
+  once a second, and service (and SIGHUP) back once the connections are gone.
 
 usage: fail_closed_test.py PORTAL_AUTH_BINARY SOURCE_DIR
 """
-import base64, concurrent.futures, http.client, json, os, resource, signal, sys, time
+import base64, concurrent.futures, http.client, json, os, resource, signal, socket, sys, time
 
 from harness import Harness
 
@@ -204,6 +206,44 @@ for name, token in (("bob", bob_token), ("olga", olga_token)):
           lines[-1]["event"] == "impersonation.exchange_failed" and
           lines[-1]["reason"] == "actor_lost_right", lines[-1])
 stop(proc)
+
+# --- 6. Out of descriptors ------------------------------------------------------------------
+def few_descriptors():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+
+stderr_path = os.path.join(h.work, "stderr-nofile.txt")
+with open(stderr_path, "w") as stderr:
+    proc, port = h.start_server("--max-connections", "1000", stderr=stderr,
+                                preexec_fn=few_descriptors)
+held = []
+for _ in range(80):
+    s = socket.create_connection(("127.0.0.1", port))
+    held.append(s)
+time.sleep(3.0)
+with open(stderr_path) as f:
+    text = f.read()
+accept_lines = [l for l in text.splitlines() if "accept failed" in l]
+check("a warning at start names the open-file limit",
+      "exceeds the open-file limit of 48" in text, text[:300])
+check("accept failures are logged at most once a second",
+      1 <= len(accept_lines) <= 4, accept_lines)
+for s in held:
+    s.close()
+deadline, status = time.time() + 15, 0
+while time.time() < deadline and status != 200:
+    try:
+        status = call(port, "GET", "/healthz")[0]
+    except OSError:
+        time.sleep(0.2)
+check("service resumes once the connections are gone", status == 200, status)
+proc.send_signal(signal.SIGHUP)
+time.sleep(0.5)
+stop(proc)
+with open(stderr_path) as f:
+    text = f.read()
+check("the reload after the storm can read its files",
+      "reload failed" not in text and "reloaded" in text, text[-300:])
 
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
