@@ -71,6 +71,12 @@ options:
   --impersonation-token-ttl SEC      default 60
   --impersonation-session-ttl SEC    default 1800
   --max-connections N                default 10000
+  --max-connections-per-address N    open connections from one client address, default 256
+                                     (0 = no limit; trusted proxies are exempt)
+  --trusted-proxy CIDR               a reverse proxy whose X-Forwarded-For (or PROXY header) names
+                                     the client; repeatable, IPv4 or IPv6; none by default
+  --proxy-protocol                   connections from trusted proxies begin with a PROXY protocol
+                                     v2 header (HAProxy send-proxy-v2)
   --handshake-timeout SEC            default 10
   --header-timeout SEC               time to receive a whole request, default 10
   --idle-timeout SEC                 keep-alive idle time, default 60
@@ -210,6 +216,18 @@ options parse_options(const std::vector<std::string_view>& args) {
             opts.service.impersonation_token_ttl = parse_seconds(arg, take_value());
         } else if (arg == "--impersonation-session-ttl") {
             opts.service.impersonation_session_ttl = parse_seconds(arg, take_value());
+        } else if (arg == "--max-connections-per-address") {
+            opts.server.max_connections_per_address = parse_number(arg, take_value(), 0, 1000000);
+        } else if (arg == "--trusted-proxy") {
+            const std::string_view text = take_value();
+            auto network = portal_auth::ip_network::parse(text);
+            if (!network)
+                throw usage_error{"--trusted-proxy: expected an IPv4 or IPv6 address or CIDR "
+                                  "block, got \"" +
+                                  std::string(text) + "\""};
+            opts.server.trusted_proxies.push_back(*network);
+        } else if (arg == "--proxy-protocol") {
+            opts.server.proxy_protocol = true;
         } else if (arg == "--max-connections") {
             opts.server.max_connections = parse_number(arg, take_value(), 1, 1000000);
         } else if (arg == "--handshake-timeout") {
@@ -245,6 +263,9 @@ options parse_options(const std::vector<std::string_view>& args) {
     }
     if (opts.directory.empty())
         throw usage_error{"--directory FILE is required"};
+    if (opts.server.proxy_protocol && opts.server.trusted_proxies.empty())
+        throw usage_error{"--proxy-protocol needs --trusted-proxy: it applies to connections "
+                          "from trusted proxies only"};
     return opts;
 }
 

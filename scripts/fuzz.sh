@@ -14,7 +14,8 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 
-targets=(fuzz_http_request fuzz_jwt_verify fuzz_json_body fuzz_directory fuzz_password_hash)
+targets=(fuzz_http_request fuzz_jwt_verify fuzz_json_body fuzz_directory fuzz_password_hash
+    fuzz_proxy_protocol)
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
 
 if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then

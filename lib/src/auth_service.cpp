@@ -62,8 +62,13 @@ std::string email_key(std::string_view email) {
     return key;
 }
 
+// "1.2.3.4:5" and "1.2.3.4" -> "1.2.3.4"; "[::1]:5" and "[::1]" -> "[::1]".
 std::string_view address_key(std::string_view remote) {
-    auto colon = remote.rfind(':');
+    if (remote.starts_with('[')) {
+        const auto close = remote.find(']');
+        return close == std::string_view::npos ? remote : remote.substr(0, close + 1);
+    }
+    const auto colon = remote.find(':');
     return colon == std::string_view::npos ? remote : remote.substr(0, colon);
 }
 
@@ -180,10 +185,18 @@ scrypt_params auth_service::dummy_hash_params() const {
     return dummy_hash_.load()->params;
 }
 
-asio::awaitable<void> auth_service::record_outcome(audit_event event, const request_context& call) {
+asio::awaitable<error_code> auth_service::record(audit_event event, const request_context& call) {
+    // Who called: the client, and the proxy it came through when that is not the client.
     if (event.remote.empty())
         event.remote = call.remote;
+    if (!event.peer && !call.peer.empty())
+        event.peer = call.peer;
     const error_code failed = co_await deps_.audit.record(std::move(event), call.now);
+    co_return failed;
+}
+
+asio::awaitable<void> auth_service::record_outcome(audit_event event, const request_context& call) {
+    const error_code failed = co_await record(std::move(event), call);
     if (failed)
         unrecorded_events_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -205,6 +218,8 @@ asio::awaitable<void> auth_service::record_refusal(std::string_view key, audit_e
                                                    std::chrono::seconds window,
                                                    const request_context& call) {
     event.remote = call.remote;
+    if (!call.peer.empty())
+        event.peer = call.peer;
     if (refusals_->note(key, event, window, call.now))
         co_await record_outcome(std::move(event), call);
     co_await write_throttle_summaries(call.now);
@@ -289,9 +304,8 @@ asio::awaitable<result<signed_in_session>> auth_service::login(std::string_view 
     // The session is handed out only once its audit line is written.
     audit_event event{.event = "login.succeeded",
                       .customer_id = who->id,
-                      .profile_id = data.profile,
-                      .remote = call.remote};
-    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+                      .profile_id = data.profile};
+    const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
         (void)co_await deps_.sessions.revoke(tokens->id);
         co_return errc::audit_unavailable;
@@ -437,9 +451,8 @@ auth_service::switch_profile(const session_snapshot& session, profile_id target,
     audit_event event{.event = "profile.switched",
                       .customer_id = session.data.customer,
                       .profile_id = session.data.profile,
-                      .target_profile_id = target,
-                      .remote = call.remote};
-    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+                      .target_profile_id = target};
+    const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
         (void)co_await deps_.sessions.switch_profile(session.id, session.data.profile);
         co_return errc::audit_unavailable;
@@ -555,9 +568,8 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
                       .profile_id = actor.data.profile,
                       .target_profile_id = target.id,
                       .target_customer_id = target.customer,
-                      .jti = jti,
-                      .remote = call.remote};
-    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+                      .jti = jti};
+    const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
         (void)co_await deps_.sessions.redeem_grant(jti, call.now);
         co_await release(keys, call);
@@ -649,9 +661,8 @@ asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_vi
                       .profile_id = grant->actor.profile,
                       .target_profile_id = target->id,
                       .target_customer_id = target->customer,
-                      .jti = std::move(jti_text),
-                      .remote = call.remote};
-    const error_code unrecorded = co_await deps_.audit.record(std::move(event), call.now);
+                      .jti = std::move(jti_text)};
+    const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
         (void)co_await deps_.sessions.revoke(tokens->id);
         co_return errc::audit_unavailable;

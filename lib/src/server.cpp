@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -28,8 +29,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "forwarded_for.hpp"
 #include "http_connection.hpp"
+#include "proxy_protocol.hpp"
 #include "response_serializer.hpp"
 #include "tls_socket_stream.hpp"
 
@@ -85,16 +90,26 @@ struct connection {
 };
 using connection_ptr = std::shared_ptr<connection>;
 
-std::string format_endpoint(const tcp::endpoint& ep) {
-    const auto address = ep.address();
-    std::string text;
+// "192.0.2.7", "[2001:db8::7]"
+std::string format_address(const asio::ip::address& address) {
     if (address.is_v6())
-        text.append("[").append(address.to_string()).append("]");
-    else
-        text = address.to_string();
-    text.append(":").append(std::to_string(ep.port()));
-    return text;
+        return "[" + address.to_string() + "]";
+    return address.to_string();
 }
+
+// "192.0.2.7:4711", "[2001:db8::7]:4711"
+std::string format_endpoint(const tcp::endpoint& ep) {
+    return format_address(ep.address()) + ":" + std::to_string(ep.port());
+}
+
+// Who a connection's requests are from.
+struct client_identity {
+    tcp::endpoint tcp_peer;
+    bool trusted_peer = false; // a reverse proxy of server_config::trusted_proxies
+    std::string remote;        // the client, as request_context::remote
+    std::string peer;          // the TCP peer when it is not the client
+    bool read_forwarded_for = false;
+};
 
 void default_log(std::string_view line) {
     std::clog << "portal-auth: " << line << std::endl;
@@ -131,6 +146,29 @@ struct server::state {
 
     std::mutex registry_mutex;
     std::list<std::shared_ptr<connection_handle>> registry;
+
+    // Open connections per untrusted peer address, for max_connections_per_address.
+    std::mutex per_address_mutex;
+    std::unordered_map<asio::ip::address, std::size_t> per_address;
+
+    // Counts a connection from `peer` unless that address is at its limit.
+    bool admit(const asio::ip::address& peer) {
+        if (config.max_connections_per_address == 0)
+            return true;
+        std::lock_guard lock(per_address_mutex);
+        std::size_t& open = per_address[peer];
+        if (open >= config.max_connections_per_address)
+            return false;
+        ++open;
+        return true;
+    }
+
+    void release(const asio::ip::address& peer) {
+        std::lock_guard lock(per_address_mutex);
+        auto it = per_address.find(peer);
+        if (it != per_address.end() && --it->second == 0)
+            per_address.erase(it);
+    }
 
     // Where the next connection runs; only the accept loop calls it.
     asio::any_io_executor next_connection_executor() {
@@ -186,13 +224,16 @@ using state_ptr = std::shared_ptr<server::state>;
 // Keeps the registry and the live count right however the connection coroutine ends.
 class connection_registration {
 public:
-    connection_registration(state_ptr st, std::shared_ptr<connection_handle> handle)
-        : st_(std::move(st)), handle_(std::move(handle)) {
+    connection_registration(state_ptr st, std::shared_ptr<connection_handle> handle,
+                            std::optional<asio::ip::address> counted)
+        : st_(std::move(st)), handle_(std::move(handle)), counted_(std::move(counted)) {
         std::lock_guard lock(st_->registry_mutex);
         position_ = st_->registry.insert(st_->registry.end(), handle_);
     }
     ~connection_registration() {
         handle_->socket = nullptr;
+        if (counted_)
+            st_->release(*counted_);
         {
             std::lock_guard lock(st_->registry_mutex);
             st_->registry.erase(position_);
@@ -208,6 +249,7 @@ public:
 private:
     state_ptr st_;
     std::shared_ptr<connection_handle> handle_;
+    std::optional<asio::ip::address> counted_; // counted against its address's limit
     std::list<std::shared_ptr<connection_handle>>::iterator position_;
 };
 
@@ -240,7 +282,35 @@ asio::awaitable<void> watchdog(connection_ptr c) {
 
 // Performs what the machine asks, from the handshake to the close. Reads go straight into the
 // machine's buffer; each response is one contiguous TLS write.
-asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remote) {
+// The X-Forwarded-For lines of a request, joined in order.
+std::string forwarded_for(const http_request& req) {
+    std::string joined;
+    const auto [first, last] = req.equal_range("X-Forwarded-For");
+    for (auto it = first; it != last; ++it) {
+        if (!joined.empty())
+            joined += ", ";
+        joined.append(it->value());
+    }
+    return joined;
+}
+
+// The caller of one request: the connection's client, or, from a trusted proxy that sends no
+// PROXY header, the client X-Forwarded-For names.
+request_context context_for(const state_ptr& st, const client_identity& who,
+                            const http_request& req) {
+    request_context context{who.remote, std::chrono::system_clock::now(), who.peer};
+    if (!who.read_forwarded_for)
+        return context;
+    const auto client = detail::resolve_client_address(who.tcp_peer.address(), forwarded_for(req),
+                                                       st->config.trusted_proxies);
+    if (client != who.tcp_peer.address()) {
+        context.remote = format_address(client);
+        context.peer = format_endpoint(who.tcp_peer);
+    }
+    return context;
+}
+
+asio::awaitable<void> drive(state_ptr st, connection& c, const client_identity& who) {
     http_connection& m = c.machine;
     for (;;) {
         // A connection registered after stop() woke the others learns of it here.
@@ -262,8 +332,9 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remo
             break;
         }
         case http_connection::action_type::handle: {
-            request_context context{remote, std::chrono::system_clock::now()};
-            http_response response = co_await st->handler(m.take_request(), std::move(context));
+            http_request request = m.take_request();
+            request_context context = context_for(st, who, request);
+            http_response response = co_await st->handler(std::move(request), std::move(context));
             // A stop that came while the handler ran is read from the flag itself, not from
             // the wake-up posted to this connection, which may still be queued.
             if (st->stopping.load())
@@ -290,16 +361,41 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const std::string& remo
     }
 }
 
-asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket) {
+// Reads the PROXY protocol v2 header that a trusted balancer sends first, exactly to its end
+// (what follows is TLS), within the connection's deadline. The client it names, or nothing
+// (LOCAL: the balancer's own check) as a value; an invalid header or a failed read as an error.
+asio::awaitable<boost::system::result<std::optional<tcp::endpoint>>>
+read_proxy_header(connection& c) {
+    std::vector<unsigned char> header;
+    for (;;) {
+        const auto parsed = detail::parse_proxy_header(header);
+        if (parsed.status == detail::proxy_header_status::complete)
+            co_return parsed.source;
+        if (parsed.status == detail::proxy_header_status::invalid)
+            co_return make_error_code(boost::system::errc::protocol_error);
+        const std::size_t have = header.size();
+        header.resize(parsed.needed);
+        auto [ec, n] = co_await asio::async_read(
+            c.socket(), asio::buffer(header.data() + have, parsed.needed - have), await_tuple);
+        if (ec)
+            co_return ec;
+    }
+}
+
+asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket,
+                                     std::optional<asio::ip::address> counted) {
     auto handle = std::make_shared<connection_handle>(socket.get_executor());
-    connection_registration registration(st, handle);
+    connection_registration registration(st, handle, std::move(counted));
 
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored); // else resumption stalls on Nagle
-    auto peer = socket.remote_endpoint(ignored);
-    const std::string remote = ignored ? std::string("unknown") : format_endpoint(peer);
-
     const server_config& cfg = st->config;
+    client_identity who;
+    who.tcp_peer = socket.remote_endpoint(ignored);
+    who.remote = ignored ? std::string("unknown") : format_endpoint(who.tcp_peer);
+    who.trusted_peer = !ignored && is_trusted(cfg.trusted_proxies, who.tcp_peer.address());
+    who.read_forwarded_for = who.trusted_peer && !cfg.proxy_protocol;
+
     const detail::http_connection_limits limits{
         .header_limit = cfg.header_limit,
         .body_limit = cfg.body_limit,
@@ -313,7 +409,19 @@ asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket) {
     handle->socket = &c->socket();
     handle->machine = &c->machine;
     asio::co_spawn(c->socket().get_executor(), watchdog(c), asio::detached);
-    co_await drive(st, *c, remote);
+    bool serve = true;
+    if (who.trusted_peer && cfg.proxy_protocol) {
+        c->expires_at(clock::now() + cfg.handshake_timeout);
+        auto source = co_await read_proxy_header(*c);
+        if (!source) {
+            serve = false; // not from the balancer as configured: closed unanswered
+        } else if (*source) {
+            who.peer = who.remote;
+            who.remote = format_endpoint(**source);
+        }
+    }
+    if (serve && !st->stopping.load())
+        co_await drive(st, *c, who);
     handle->socket = nullptr;
     handle->machine = nullptr;
     c->finished = true;
@@ -378,14 +486,19 @@ asio::awaitable<void> accept_loop(state_ptr st) {
             continue;
         }
         backoff.succeeded();
-        if (st->live.load() >= st->config.max_connections) {
+        beast::error_code peer_error;
+        const auto peer = socket.remote_endpoint(peer_error);
+        std::optional<asio::ip::address> counted;
+        if (!peer_error && !is_trusted(st->config.trusted_proxies, peer.address()))
+            counted = peer.address();
+        if (st->live.load() >= st->config.max_connections || (counted && !st->admit(*counted))) {
             beast::error_code ignored;
             socket.close(ignored);
             continue;
         }
         st->live.fetch_add(1, std::memory_order_relaxed);
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, run_connection(st, std::move(socket)),
+        asio::co_spawn(executor, run_connection(st, std::move(socket), std::move(counted)),
                        [st](std::exception_ptr e) { log_failure(st, "a connection", e); });
     }
 }

@@ -259,6 +259,13 @@ expect_usage_error "flags: --listen port out of range" '--listen' '99999' -- \
     serve --listen 127.0.0.1:99999 "${D[@]}" "${K[@]}" "${C[@]}"
 expect_usage_error "flags: --session-ttl -5" '--session-ttl' -- \
     serve "${L[@]}" "${D[@]}" --session-ttl -5
+expect_usage_error "flags: --trusted-proxy bad CIDR" '--trusted-proxy' '10.0.0.0/33' -- \
+    serve "${L[@]}" "${D[@]}" --trusted-proxy 10.0.0.0/33
+expect_usage_error "flags: --proxy-protocol without a trusted proxy" '--proxy-protocol' -- \
+    serve "${L[@]}" "${D[@]}" --proxy-protocol
+expect_usage_error "flags: --exchange-max-failures-per-address x" \
+    '--exchange-max-failures-per-address' -- \
+    serve "${L[@]}" "${D[@]}" --exchange-max-failures-per-address x
 expect_usage_error "flags: missing --directory" '--directory' -- \
     serve "${L[@]}" "${K[@]}" "${C[@]}"
 expect_usage_error "flags: --directory nonexistent file" "$TMP/nonexistent.json" -- \

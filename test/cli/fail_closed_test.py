@@ -8,12 +8,14 @@
 - a flood of bad exchange tokens: 20 failures written, then 429 and one throttled line;
   /api/sys/audit?category=impersonation;
 - tokens whose actor lost the right by a SIGHUP reload: 401, reason actor_lost_right;
+- behind a trusted proxy: X-Forwarded-For names the client; connections per address capped;
 - out of descriptors (RLIMIT_NOFILE 48): a warning at start, accept failures logged at most
   once a second, and service (and SIGHUP) back once the connections are gone.
 
 usage: fail_closed_test.py PORTAL_AUTH_BINARY SOURCE_DIR
 """
-import base64, concurrent.futures, http.client, json, os, resource, signal, socket, sys, time
+import base64, concurrent.futures, http.client, json, os, resource, signal, socket, ssl, sys
+import time
 
 from harness import Harness
 
@@ -207,7 +209,38 @@ for name, token in (("bob", bob_token), ("olga", olga_token)):
           lines[-1]["reason"] == "actor_lost_right", lines[-1])
 stop(proc)
 
-# --- 6. Out of descriptors ------------------------------------------------------------------
+# --- 6. Behind a reverse proxy ------------------------------------------------------------
+def tls_connection(port, source):
+    raw = socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=5)
+    return tls.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+proc, port = h.start_server("--trusted-proxy", "127.0.0.1", "--max-connections-per-address", "3")
+conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls, timeout=20)
+conn.request("POST", "/api/public/auth/login",
+             body=json.dumps({"email": "carol@acme.test", "password": "guess"}),
+             headers={"Content-Type": "application/json", "X-Forwarded-For": "198.51.100.77"})
+status = conn.getresponse().status
+_, lines = audit_lines(h.audit)
+check("behind a trusted proxy the client is X-Forwarded-For's",
+      status == 401 and lines[-1]["remote"] == "198.51.100.77" and
+      lines[-1]["peer"].startswith("127.0.0.1:"), lines[-1])
+held = [tls_connection(port, "127.0.0.2") for _ in range(3)]
+try:
+    extra = tls_connection(port, "127.0.0.2")
+    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    refused = extra.recv(100) == b""
+except (OSError, ssl.SSLError):
+    refused = True
+check("a fourth connection from one address is closed", refused)
+other = tls_connection(port, "127.0.0.3")
+other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+check("another address is served", other.recv(100).startswith(b"HTTP/1.1 200"))
+for s in held + [other]:
+    s.close()
+stop(proc)
+
+# --- 7. Out of descriptors ------------------------------------------------------------------
 def few_descriptors():
     resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
 

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -218,8 +219,8 @@ std::string response::header(std::string_view name) const {
     return it == headers.end() ? std::string() : std::string(it->value());
 }
 
-https_client::https_client(unsigned short port)
-    : tls_(asio::ssl::context::tls_client), port_(port) {
+https_client::https_client(unsigned short port, client_options options)
+    : tls_(asio::ssl::context::tls_client), port_(port), options_(std::move(options)) {
     tls_.add_certificate_authority(asio::buffer(shared_pki().cert_pem));
     tls_.set_verify_mode(asio::ssl::verify_peer);
     connect();
@@ -232,8 +233,13 @@ void https_client::connect() {
     buffer_.clear();
     auto& tcp_layer = beast::get_lowest_layer(*stream_);
     tcp_layer.expires_after(std::chrono::seconds(10));
+    auto& socket = tcp_layer.socket();
+    socket.open(tcp::v4());
+    socket.bind(tcp::endpoint(asio::ip::make_address(options_.source_address), 0));
     tcp_layer.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
-    tcp_layer.socket().set_option(tcp::no_delay(true));
+    socket.set_option(tcp::no_delay(true));
+    if (!options_.prelude.empty())
+        asio::write(socket, asio::buffer(options_.prelude));
     stream_->handshake(asio::ssl::stream_base::client);
     connected_ = true;
 }

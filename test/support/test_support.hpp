@@ -134,9 +134,14 @@ struct response {
 
 // Blocking HTTPS/1.1 client with keep-alive; verifies the server certificate against the test
 // PKI. Every operation has a 10 s deadline.
+struct client_options {
+    std::string source_address = "127.0.0.1"; // any 127.0.0.0/8 address works on Linux
+    std::string prelude; // raw bytes sent before the TLS handshake (a PROXY protocol header)
+};
+
 class https_client {
 public:
-    explicit https_client(unsigned short port);
+    explicit https_client(unsigned short port, client_options options = {});
     ~https_client();
     response request(boost::beast::http::verb method, std::string_view target,
                      std::string_view body = {}, std::string_view bearer = {},
@@ -164,6 +169,7 @@ private:
     std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream>> stream_;
     boost::beast::flat_buffer buffer_;
     unsigned short port_;
+    client_options options_;
     bool connected_ = false;
 };
 

@@ -198,6 +198,8 @@ private:
     boost::asio::awaitable<boost::system::result<std::string>>
     issue_impersonation_token(const session_snapshot& actor, const profile& target,
                               bool as_operator, const request_context& call);
+    // Records an event with the caller's address; the error is the sink's.
+    boost::asio::awaitable<error_code> record(audit_event event, const request_context& call);
     // Records an event whose failure changes no answer (denials, failures, logouts).
     boost::asio::awaitable<void> record_outcome(audit_event event, const request_context& call);
     boost::asio::awaitable<void> record_denial(const session_snapshot& session,

@@ -15,11 +15,14 @@ namespace portal_auth {
 using http_request = boost::beast::http::request<boost::beast::http::string_body>;
 using http_response = boost::beast::http::response<boost::beast::http::string_body>;
 
-// Who is calling: the remote address ("ip:port", "[v6]:port") for the audit trail and the
-// throttles, and the time the request was read.
+// Who is calling: the client's address ("ip:port", "[v6]:port"; "ip" or "[v6]" when a trusted
+// proxy named it without a port) for the audit trail and the throttles, and the time the
+// request was read. `peer`: the TCP peer ("ip:port") when it is not the client (a trusted
+// proxy); empty otherwise.
 struct request_context {
     std::string remote;
     std::chrono::system_clock::time_point now;
+    std::string peer;
 };
 
 // An RFC 9457 problem details response (application/problem+json). `type` is "about:blank" for

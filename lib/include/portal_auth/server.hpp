@@ -4,6 +4,7 @@
 #pragma once
 
 #include <portal_auth/http_types.hpp>
+#include <portal_auth/ip_network.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -35,6 +36,17 @@ struct server_config {
     std::size_t body_limit = 16 * 1024;  // larger: 413
     // Beyond this many open connections, new ones are closed right after accept.
     std::size_t max_connections = 10000;
+    // Beyond this many open connections from one address, new ones from it are closed right
+    // after accept; trusted proxies are exempt. 0: no limit.
+    std::size_t max_connections_per_address = 256;
+    // Reverse proxies whose word on the client's address is taken; none by default. A request
+    // on a connection from one of them is from the rightmost X-Forwarded-For entry that is not
+    // itself trusted (nginx's real_ip_recursive); from anyone else the header is ignored.
+    std::vector<ip_network> trusted_proxies;
+    // Connections from trusted proxies begin with a PROXY protocol v2 header (HAProxy's
+    // send-proxy-v2), which names the client; X-Forwarded-For is then not read. A connection
+    // from a trusted proxy without a valid header is closed. Others are served as usual.
+    bool proxy_protocol = false;
     // After a graceful stop: how long requests in flight may take before connections are
     // closed.
     std::chrono::steady_clock::duration shutdown_grace = std::chrono::seconds(10);
