@@ -173,6 +173,12 @@ std::string format_audit_line(const audit_event& event, std::chrono::system_cloc
         obj["targetProfileId"] = *event.target_profile_id;
     if (event.jti)
         obj["jti"] = valid_utf8(*event.jti);
+    if (event.impersonation_id)
+        obj["impersonationId"] = valid_utf8(*event.impersonation_id);
+    if (event.impersonation_reason)
+        obj["impersonationReason"] = valid_utf8(*event.impersonation_reason);
+    if (event.end_reason)
+        obj["endReason"] = valid_utf8(*event.end_reason);
     if (event.reason)
         obj["reason"] = valid_utf8(*event.reason);
     if (event.limit)
@@ -196,6 +202,11 @@ audit_log::audit_log(std::size_t ring_capacity)
 void audit_log::set_logger(std::function<void(std::string_view)> log) {
     std::lock_guard lock(mutex_);
     log_ = std::move(log);
+}
+
+bool audit_log::healthy() const {
+    std::lock_guard lock(mutex_);
+    return !failing_ || std::chrono::system_clock::now() - last_failure_ > std::chrono::seconds(10);
 }
 
 std::uint64_t audit_log::failed_writes() const {
@@ -255,6 +266,7 @@ std::string audit_log::note_failure(const boost::system::error_code& ec,
                                     std::chrono::system_clock::time_point now) {
     ++failed_writes_;
     ++episode_failures_;
+    last_failure_ = std::chrono::system_clock::now();
     const std::string cause = ec.message() + " (errno " + std::to_string(ec.value()) + ")";
     if (!failing_) {
         failing_ = true;

@@ -19,6 +19,7 @@
 #include <charconv>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 
 namespace portal_auth {
@@ -43,15 +44,38 @@ std::string reason_of(error_code ec) {
     return std::string(describe(ec).audit_reason);
 }
 
+// Lines written for a request of an impersonated session say which impersonation it is.
+void stamp_impersonation(audit_event& event, const session_data& session) {
+    if (!session.impersonator)
+        return;
+    event.impersonation_id = session.impersonator->impersonation_id;
+    event.impersonation_reason = session.impersonator->reason;
+}
+
+// The impersonation.ended line of a record.
+audit_event ended_event(const impersonation_record& r) {
+    return audit_event{.event = "impersonation.ended",
+                       .customer_id = r.actor.customer,
+                       .profile_id = r.actor.profile,
+                       .target_profile_id = r.target_profile,
+                       .target_customer_id = r.target_customer,
+                       .impersonation_id = r.id,
+                       .impersonation_reason = r.reason,
+                       .end_reason = r.end_reason};
+}
+
 // Where an impersonated session's life ends: the cap from the exchange.
 session_data impersonated_session_data(const impersonation_grant& grant, customer_id target,
+                                       clock_type::time_point started_at,
                                        clock_type::time_point cap) {
-    return session_data{
+    session_data data{
         .customer = target,
         .profile = grant.target,
         .impersonator = grant.actor,
         .not_after = cap,
     };
+    data.impersonator->started_at = started_at;
+    return data;
 }
 
 // Throttling keys: e-mails compare case-insensitively; an address is the remote without its port.
@@ -302,9 +326,8 @@ asio::awaitable<result<signed_in_session>> auth_service::login(std::string_view 
     if (!tokens)
         co_return tokens.error();
     // The session is handed out only once its audit line is written.
-    audit_event event{.event = "login.succeeded",
-                      .customer_id = who->id,
-                      .profile_id = data.profile};
+    audit_event event{
+        .event = "login.succeeded", .customer_id = who->id, .profile_id = data.profile};
     const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
         (void)co_await deps_.sessions.revoke(tokens->id);
@@ -393,7 +416,21 @@ asio::awaitable<result<void>> auth_service::logout(const session_snapshot& sessi
     audit_event event{.event = "logout",
                       .customer_id = session.data.customer,
                       .profile_id = session.data.profile};
+    stamp_impersonation(event, session.data);
     co_await record_outcome(std::move(event), call);
+    // The impersonation ends with its session; an actor's end with theirs.
+    if (session.data.impersonator) {
+        auto ended = co_await end_with_reason(session.data.impersonator->impersonation_id,
+                                              "impersonated_logout", call);
+        if (!ended)
+            co_return ended.error();
+    } else {
+        auto ended = co_await deps_.sessions.end_impersonations_of_actor(session.id, "actor_logout",
+                                                                         call.now);
+        if (!ended)
+            co_return ended.error();
+        co_await record_ended(*ended, call);
+    }
     co_return result<void>();
 }
 
@@ -468,7 +505,7 @@ bool auth_service::impersonation_allowed(const directory& dir) const noexcept {
 
 asio::awaitable<result<std::string>>
 auth_service::impersonate_coworker(const session_snapshot& session, profile_id target,
-                                   const request_context& call) {
+                                   std::optional<std::string> reason, const request_context& call) {
     auto dir = dir_.load();
     error_code why = impersonation_allowed(*dir)
                          ? check_coworker_impersonation(*dir, session.data, target)
@@ -477,14 +514,14 @@ auth_service::impersonate_coworker(const session_snapshot& session, profile_id t
         co_await record_denial(session, "impersonation.denied", target, std::nullopt, why, call);
         co_return why;
     }
-    auto token =
-        co_await issue_impersonation_token(session, *dir->find_profile(target), false, call);
+    auto token = co_await issue_impersonation_token(session, *dir->find_profile(target), false,
+                                                    std::move(reason), call);
     co_return token;
 }
 
 asio::awaitable<result<std::string>>
 auth_service::impersonate_customer(const session_snapshot& session, customer_id target,
-                                   const request_context& call) {
+                                   std::optional<std::string> reason, const request_context& call) {
     auto dir = dir_.load();
     const customer* caller = dir->find_customer(session.data.customer);
     const customer* other = dir->find_customer(target);
@@ -504,13 +541,14 @@ auth_service::impersonate_customer(const session_snapshot& session, customer_id 
         co_return why;
     }
     auto token = co_await issue_impersonation_token(
-        session, *dir->profiles_of_customer(target).front(), true, call);
+        session, *dir->profiles_of_customer(target).front(), true, std::move(reason), call);
     co_return token;
 }
 
 asio::awaitable<result<std::string>>
 auth_service::issue_impersonation_token(const session_snapshot& actor, const profile& target,
-                                        bool as_operator, const request_context& call) {
+                                        bool as_operator, std::optional<std::string> reason,
+                                        const request_context& call) {
     // Counted before anything is made, in one step with the check; given back if nothing is
     // handed out.
     const std::string by_actor = actor_counter(actor.data.customer);
@@ -534,6 +572,7 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
         co_await record_refusal(by_actor, std::move(event), keys[0].limit.window, call);
         co_return errc::rate_limited;
     }
+    std::string jti = random_jti();
     impersonation_grant grant{
         .actor =
             impersonator_info{
@@ -541,12 +580,15 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
                 .profile = as_operator ? std::nullopt : std::optional(actor.data.profile),
                 .is_operator = as_operator,
                 .actor_session = actor.id,
+                .impersonation_id = jti,
+                .reason = reason,
             },
         .target = target.id,
+        .target_customer = target.customer,
+        .issued_at = call.now,
         .expires_at = call.now + config_.impersonation_token_ttl,
     };
     const std::int64_t iat = unix_seconds(call.now);
-    std::string jti = random_jti();
     boost::json::object claims{
         {"iss", token_issuer},
         {"aud", impersonation_audience},
@@ -568,10 +610,13 @@ auth_service::issue_impersonation_token(const session_snapshot& actor, const pro
                       .profile_id = actor.data.profile,
                       .target_profile_id = target.id,
                       .target_customer_id = target.customer,
-                      .jti = jti};
+                      .jti = jti,
+                      .impersonation_id = jti,
+                      .impersonation_reason = reason};
     const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
-        (void)co_await deps_.sessions.redeem_grant(jti, call.now);
+        // Withdrawn and ended on the record; its end cannot be written either.
+        (void)co_await deps_.sessions.end_impersonation(jti, "not_redeemed", call.now);
         co_await release(keys, call);
         co_return errc::audit_unavailable;
     }
@@ -596,6 +641,7 @@ asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_vi
 
     auto dir = dir_.load();
     error_code why;
+    std::optional<std::string> why_text; // the audit reason, when it is not why's
     std::optional<std::string> jti_text;
     std::optional<impersonation_grant> grant;
     const profile* target = nullptr;
@@ -623,9 +669,12 @@ asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_vi
             target = target_id ? dir->find_profile(*target_id) : nullptr;
             if (!grant)
                 why = errc::invalid_impersonation_token;
-            else if (grant->withdrawn_because)
-                why = errc::actor_lost_right; // withdrawn by a reload
-            else if (!target || target->id != grant->target)
+            else if (grant->withdrawn_because) {
+                // Withdrawn by a reload (actor_lost_right) or ended by its target, an operator,
+                // the actor's logout: the exchange says which.
+                why = errc::invalid_impersonation_token;
+                why_text = grant->withdrawn_because;
+            } else if (!target || target->id != grant->target)
                 why = errc::profile_not_found;
             else if (!actor_may_impersonate(*dir, grant->actor, target->id))
                 why = errc::actor_lost_right; // the directory changed since the token was issued
@@ -643,28 +692,55 @@ asio::awaitable<result<signed_in_session>> auth_service::exchange(std::string_vi
     }
     if (why) {
         // The reservation stays: it is the failure's count.
+        const std::string reason = why_text ? *why_text : reason_of(why);
         audit_event event{.event = "impersonation.exchange_failed",
-                          .jti = std::move(jti_text),
-                          .reason = reason_of(why)};
+                          .jti = jti_text,
+                          .impersonation_id = grant ? jti_text : std::nullopt,
+                          .reason = reason};
         co_await record_outcome(std::move(event), call);
+        // A token consumed by this failed exchange can never start: its record ends now.
+        if (grant && !grant->withdrawn_because) {
+            const std::string end_reason =
+                why == errc::actor_lost_right ? reason : std::string("not_redeemed");
+            (void)co_await end_with_reason(*jti_text, end_reason, call);
+        }
         co_return errc::invalid_impersonation_token;
     }
     co_await release(keys, call);
 
-    session_data data = impersonated_session_data(*grant, target->customer,
-                                                  call.now + config_.impersonation_session_ttl);
+    const auto cap = call.now + config_.impersonation_session_ttl;
+    session_data data = impersonated_session_data(*grant, target->customer, call.now, cap);
     auto tokens = co_await deps_.sessions.create(data, call.now, config_.session_ttl);
     if (!tokens)
         co_return tokens.error();
+    const session_id made = tokens->id;
+    auto started = co_await deps_.sessions.start_impersonation(*jti_text, made, call.now, cap);
+    if (!started || !*started) {
+        // Ended (cancelled by its target, say) while this exchange ran.
+        (void)co_await deps_.sessions.revoke(made);
+        if (!started)
+            co_return started.error();
+        audit_event event{.event = "impersonation.exchange_failed",
+                          .jti = jti_text,
+                          .impersonation_id = jti_text,
+                          .reason = "ended"};
+        co_await record_outcome(std::move(event), call);
+        co_return errc::invalid_impersonation_token;
+    }
     audit_event event{.event = "impersonation.exchanged",
                       .customer_id = grant->actor.customer,
                       .profile_id = grant->actor.profile,
                       .target_profile_id = target->id,
                       .target_customer_id = target->customer,
-                      .jti = std::move(jti_text)};
+                      .jti = jti_text,
+                      .impersonation_id = jti_text,
+                      .impersonation_reason = grant->actor.reason};
     const error_code unrecorded = co_await record(std::move(event), call);
     if (unrecorded) {
-        (void)co_await deps_.sessions.revoke(tokens->id);
+        // Never started for the client: undone, and ended on the record without a line (the
+        // sink is failing).
+        (void)co_await deps_.sessions.end_impersonation(*jti_text, "not_redeemed", call.now);
+        (void)co_await deps_.sessions.revoke(made);
         co_return errc::audit_unavailable;
     }
     co_return signed_in_session{std::move(*tokens), std::move(data)};
@@ -715,7 +791,19 @@ auth_service::reload(std::shared_ptr<const directory> dir,
                           .customer_id = s.data.customer,
                           .profile_id = s.data.profile,
                           .reason = std::string(why)};
+        stamp_impersonation(event, s.data);
         co_await record_outcome(std::move(event), call);
+        // Each ended session ends its impersonation, or those it was the actor of.
+        const bool removed = why == "customer_removed" || why == "profile_removed";
+        const std::string end_reason = removed ? "customer_removed" : "actor_lost_right";
+        if (s.data.impersonator) {
+            (void)co_await end_with_reason(s.data.impersonator->impersonation_id, end_reason, call);
+        } else {
+            auto of_actor =
+                co_await deps_.sessions.end_impersonations_of_actor(s.id, end_reason, call.now);
+            if (of_actor)
+                co_await record_ended(*of_actor, call);
+        }
     }
     // Unredeemed tokens of actors who lost the right are withdrawn; their exchange would fail
     // anyway, but the store then remembers why until the token expires.
@@ -727,16 +815,160 @@ auth_service::reload(std::shared_ptr<const directory> dir,
         co_await deps_.sessions.withdraw_grants(std::move(lost_right), because, call.now);
     if (!withdrawn)
         co_return withdrawn.error();
-    for (const auto& [jti, g] : *withdrawn) {
-        audit_event event{.event = "impersonation.ended",
-                          .customer_id = g.actor.customer,
-                          .profile_id = g.actor.profile,
-                          .target_profile_id = g.target,
-                          .jti = jti,
-                          .reason = because};
-        co_await record_outcome(std::move(event), call);
-    }
+    for (const auto& [jti, g] : *withdrawn)
+        (void)co_await end_with_reason(jti, because, call);
     co_return ended->size();
+}
+
+asio::awaitable<bool> auth_service::ready() {
+    if (!deps_.audit.healthy())
+        co_return false;
+    const bool reachable = co_await deps_.sessions.reachable();
+    co_return reachable;
+}
+
+asio::awaitable<void> auth_service::record_ended(const std::vector<impersonation_record>& ended,
+                                                 const request_context& call) {
+    for (const impersonation_record& r : ended)
+        co_await record_outcome(ended_event(r), call);
+}
+
+asio::awaitable<result<void>> auth_service::end_with_reason(std::string_view id,
+                                                            std::string end_reason,
+                                                            const request_context& call) {
+    auto ended = co_await deps_.sessions.end_impersonation(id, std::move(end_reason), call.now);
+    if (!ended)
+        co_return ended.error();
+    if (*ended)
+        co_await record_outcome(ended_event(**ended), call);
+    co_return result<void>();
+}
+
+asio::awaitable<std::size_t> auth_service::end_expired_impersonations(clock_type::time_point now) {
+    auto ended = co_await deps_.sessions.expire_impersonations(now);
+    if (!ended)
+        co_return 0;
+    const request_context sweep{.remote = "", .now = now};
+    co_await record_ended(*ended, sweep);
+    co_return ended->size();
+}
+
+namespace {
+
+bool is_operator(const directory& dir, const session_snapshot& session) {
+    const customer* caller = dir.find_customer(session.data.customer);
+    return !session.data.impersonator && caller && caller->is_operator;
+}
+
+} // namespace
+
+asio::awaitable<result<std::vector<impersonation_record>>>
+auth_service::impersonations_of(const session_snapshot& session, const request_context& call) {
+    if (session.data.impersonator)
+        co_return errc::forbidden_impersonated_caller;
+    (void)co_await end_expired_impersonations(call.now);
+    const auto dir = dir_.load();
+    impersonation_query query{.target_customer = session.data.customer,
+                              .include_operator_actors = dir->operator_impersonations_visible(),
+                              .limit = std::numeric_limits<std::size_t>::max(),
+                              .ended_limit = 50};
+    auto listed = co_await deps_.sessions.list_impersonations(query);
+    if (!listed)
+        co_return listed.error();
+    co_return std::move(*listed);
+}
+
+asio::awaitable<result<void>> auth_service::end_own_impersonation(const session_snapshot& session,
+                                                                  std::string_view id,
+                                                                  const request_context& call) {
+    if (session.data.impersonator)
+        co_return errc::forbidden_impersonated_caller;
+    auto found = co_await deps_.sessions.find_impersonation(id);
+    if (!found)
+        co_return found.error();
+    const auto dir = dir_.load();
+    // Another customer's (or a hidden operator's) impersonation is not disclosed.
+    if (!*found || (*found)->target_customer != session.data.customer ||
+        ((*found)->actor.is_operator && !dir->operator_impersonations_visible()))
+        co_return errc::impersonation_not_found;
+    auto ended = co_await end_with_reason(id, "target_ended", call);
+    co_return ended;
+}
+
+asio::awaitable<result<std::vector<impersonation_record>>>
+auth_service::all_impersonations(const session_snapshot& session,
+                                 std::optional<impersonation_state> state, std::size_t limit,
+                                 const request_context& call) {
+    if (!is_operator(*dir_.load(), session))
+        co_return errc::forbidden_not_operator;
+    (void)co_await end_expired_impersonations(call.now);
+    impersonation_query query{
+        .state = state, .limit = limit, .ended_limit = std::numeric_limits<std::size_t>::max()};
+    auto listed = co_await deps_.sessions.list_impersonations(query);
+    if (!listed)
+        co_return listed.error();
+    co_return std::move(*listed);
+}
+
+asio::awaitable<result<void>> auth_service::end_impersonation(const session_snapshot& session,
+                                                              std::string_view id,
+                                                              const request_context& call) {
+    if (!is_operator(*dir_.load(), session))
+        co_return errc::forbidden_not_operator;
+    auto found = co_await deps_.sessions.find_impersonation(id);
+    if (!found)
+        co_return found.error();
+    if (!*found)
+        co_return errc::impersonation_not_found;
+    auto ended = co_await end_with_reason(id, "operator_ended", call);
+    co_return ended;
+}
+
+asio::awaitable<result<std::size_t>>
+auth_service::revoke_customer_sessions(const session_snapshot& session, customer_id target,
+                                       const request_context& call) {
+    const auto dir = dir_.load();
+    if (!is_operator(*dir, session))
+        co_return errc::forbidden_not_operator;
+    if (!dir->find_customer(target))
+        co_return errc::customer_not_found;
+    std::function<bool(const session_snapshot&)> of_customer = [&](const session_snapshot& s) {
+        return s.data.customer == target;
+    };
+    auto ended = co_await deps_.sessions.revoke_matching(std::move(of_customer));
+    if (!ended)
+        co_return ended.error();
+    std::vector<session_id> actors;
+    for (const session_snapshot& s : *ended)
+        if (!s.data.impersonator)
+            actors.push_back(s.id);
+    // The sessions derived from them: impersonations the customer was making.
+    std::function<bool(const session_snapshot&)> derived = [&](const session_snapshot& s) {
+        return s.data.impersonator && std::find(actors.begin(), actors.end(),
+                                                s.data.impersonator->actor_session) != actors.end();
+    };
+    auto derived_ended = co_await deps_.sessions.revoke_matching(std::move(derived));
+    if (!derived_ended)
+        co_return derived_ended.error();
+    const std::size_t count = ended->size() + derived_ended->size();
+    audit_event event{.event = "sessions.revoked",
+                      .customer_id = session.data.customer,
+                      .profile_id = session.data.profile,
+                      .target_customer_id = target,
+                      .count = static_cast<std::int64_t>(count)};
+    co_await record_outcome(std::move(event), call);
+    for (const session_snapshot& s : *ended) {
+        if (s.data.impersonator) {
+            (void)co_await end_with_reason(s.data.impersonator->impersonation_id, "operator_ended",
+                                           call);
+        } else {
+            auto of_actor = co_await deps_.sessions.end_impersonations_of_actor(
+                s.id, "operator_ended", call.now);
+            if (of_actor)
+                co_await record_ended(*of_actor, call);
+        }
+    }
+    co_return count;
 }
 
 asio::awaitable<result<boost::json::array>>
@@ -761,6 +993,7 @@ asio::awaitable<void> auth_service::record_denial(const session_snapshot& sessio
                        .target_profile_id = target_profile,
                        .target_customer_id = target_customer,
                        .reason = reason_of(why)};
+    stamp_impersonation(denial, session.data);
     co_await record_outcome(std::move(denial), call);
 }
 

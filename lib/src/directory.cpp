@@ -193,7 +193,9 @@ directory::directory(const directory& other)
     : customers_(other.customers_), teams_(other.teams_), profiles_(other.profiles_),
       customer_index_(other.customer_index_), email_index_(other.email_index_),
       team_index_(other.team_index_), profile_index_(other.profile_index_),
-      impersonation_enabled_(other.impersonation_enabled_) {
+      impersonation_enabled_(other.impersonation_enabled_),
+      impersonation_reason_required_(other.impersonation_reason_required_),
+      operator_impersonations_visible_(other.operator_impersonations_visible_) {
     link_profiles();
 }
 
@@ -231,11 +233,16 @@ boost::system::result<directory> directory::parse(std::string_view json_text,
         const json::array& customers = required_array(root, "customers");
         const json::array& teams = required_array(root, "teams");
         const json::array& profiles = required_array(root, "profiles");
-        if (const json::value* flag = root.if_contains("impersonationEnabled")) {
-            if (!flag->is_bool())
-                fail("impersonationEnabled", "expected a boolean");
-            dir.impersonation_enabled_ = flag->get_bool();
-        }
+        const auto read_flag = [&](std::string_view name, bool& into) {
+            if (const json::value* flag = root.if_contains(name)) {
+                if (!flag->is_bool())
+                    fail(name, "expected a boolean");
+                into = flag->get_bool();
+            }
+        };
+        read_flag("impersonationEnabled", dir.impersonation_enabled_);
+        read_flag("impersonationReasonRequired", dir.impersonation_reason_required_);
+        read_flag("operatorImpersonationsVisible", dir.operator_impersonations_visible_);
 
         dir.customers_.reserve(customers.size());
         for (std::size_t i = 0; i < customers.size(); ++i) {

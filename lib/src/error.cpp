@@ -71,6 +71,11 @@ constexpr error_row error_table[] = {
     {errc::actor_lost_right,
      {"the impersonation token is invalid, expired or already used", 401,
       "invalid-impersonation-token", "actor_lost_right"}},
+    {errc::impersonation_not_found,
+     {"no such impersonation", 404, "impersonation-not-found", "impersonation_not_found"}},
+    {errc::forbidden_impersonated_caller,
+     {"an impersonated session may not list or end impersonations", 403, "impersonated-session",
+      "impersonated_session"}},
     {errc::overloaded,
      {"the server is busy verifying passwords; retry shortly", 503, "overloaded", "shed"}},
     {errc::audit_unavailable,
@@ -79,6 +84,9 @@ constexpr error_row error_table[] = {
     {errc::store_unavailable,
      {"the session store is unavailable; retry later", 503, "store-unavailable",
       "store_unavailable"}},
+    {errc::not_ready,
+     {"not ready: draining, or the audit trail or the store is failing", 503, "not-ready",
+      "not_ready"}},
 };
 
 constexpr bool table_in_enum_order() {
@@ -86,7 +94,7 @@ constexpr bool table_in_enum_order() {
     for (const auto& row : error_table)
         if (static_cast<int>(row.code) != expected++)
             return false;
-    return expected == static_cast<int>(errc::store_unavailable) + 1;
+    return expected == static_cast<int>(errc::not_ready) + 1;
 }
 static_assert(table_in_enum_order(), "error_table needs one row per errc, in enum order");
 

@@ -138,7 +138,118 @@ void write_impersonator(json_writer& w, const session_data& data) {
         .value(who.profile)
         .key("operator")
         .value(who.is_operator)
-        .end_object();
+        .key("impersonationId")
+        .value(who.impersonation_id)
+        .key("reason")
+        .value(who.reason)
+        .key("startedAt")
+        .value(format_rfc3339(who.started_at));
+    w.key("expiresAt");
+    if (data.not_after)
+        w.value(format_rfc3339(*data.not_after));
+    else
+        w.null();
+    w.end_object();
+}
+
+void write_time(json_writer& w, std::string_view key,
+                const std::optional<clock_type::time_point>& t) {
+    w.key(key);
+    if (t)
+        w.value(format_rfc3339(*t));
+    else
+        w.null();
+}
+
+std::string_view state_name(impersonation_state state) {
+    switch (state) {
+    case impersonation_state::issued:
+        return "issued";
+    case impersonation_state::active:
+        return "active";
+    case impersonation_state::ended:
+        break;
+    }
+    return "ended";
+}
+
+// {"impersonations":[...]}: what the customer and operators see of each impersonation.
+std::string impersonations_body(const std::vector<impersonation_record>& records,
+                                const directory& dir, bool with_target_customer) {
+    std::string body;
+    json_writer w(body);
+    w.begin_object().key("impersonations").begin_array();
+    for (const impersonation_record& r : records) {
+        const customer* actor = dir.find_customer(r.actor.customer);
+        w.begin_object()
+            .key("impersonationId")
+            .value(r.id)
+            .key("state")
+            .value(state_name(r.state()))
+            .key("actor")
+            .begin_object()
+            .key("customerId")
+            .value(r.actor.customer)
+            .key("name");
+        if (actor)
+            w.value(actor->name);
+        else
+            w.null(); // no longer in the directory
+        w.key("profileId").value(r.actor.profile).key("operator").value(r.actor.is_operator);
+        w.end_object();
+        if (with_target_customer)
+            w.key("targetCustomerId").value(r.target_customer);
+        w.key("targetProfileId").value(r.target_profile).key("reason").value(r.reason);
+        write_time(w, "issuedAt", r.issued_at);
+        write_time(w, "startedAt", r.started_at);
+        write_time(w, "expiresAt", r.expires_at());
+        write_time(w, "endedAt", r.ended_at);
+        w.key("endReason").value(r.end_reason);
+        w.end_object();
+    }
+    w.end_array().end_object();
+    return body;
+}
+
+// A valid UTF-8 text of 1 to 200 code points without control characters (C0, DEL, C1).
+bool acceptable_reason(std::string_view text) {
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < n; ++count) {
+        const unsigned char c = p[i];
+        std::uint32_t cp = 0;
+        std::size_t len = 0;
+        if (c < 0x80) {
+            cp = c;
+            len = 1;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            cp = c & 0x1F;
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            cp = c & 0x0F;
+            len = 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            cp = c & 0x07;
+            len = 4;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+        if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            return false;
+        i += len;
+    }
+    return count >= 1 && count <= 200;
 }
 
 std::string session_object_body(const signed_in_session& s, clock_type::time_point now) {
@@ -253,14 +364,25 @@ struct request_handler::endpoint_context {
         co_return std::move(*found);
     }
 
-    // The first value of a query parameter, still percent-encoded: every parameter of ours is
-    // a decimal number, so an encoded one is rejected as non-numeric anyway.
+    // The first value of a query parameter, still percent-encoded: for the decimal numbers
+    // and keywords, where an encoded one is rejected anyway.
     std::optional<std::string_view> query(std::string_view key) const {
         auto params = target.encoded_params();
         auto it = params.find(key);
         if (it == params.end())
             return std::nullopt;
         return std::string_view((*it).value);
+    }
+
+    // The first value of a query parameter, decoded ('+' is a space, as forms send it).
+    std::optional<std::string> decoded_query(std::string_view key) const {
+        auto params = target.encoded_params();
+        auto it = params.find(key);
+        if (it == params.end())
+            return std::nullopt;
+        boost::urls::encoding_opts options;
+        options.space_as_plus = true;
+        return (*it).value.decode(options);
     }
 };
 
@@ -382,6 +504,21 @@ asio::awaitable<http_response> handle_switch_profile(ctx_t& ctx) {
     co_return json_response(http::status::ok, session_info_body(*updated), ctx.req);
 }
 
+// The optional `reason` query parameter of the issuing endpoints; required when the directory
+// says so.
+field_result<std::optional<std::string>> reason_param(const ctx_t& ctx) {
+    auto reason = ctx.decoded_query("reason");
+    if (!reason) {
+        if (ctx.service.current_directory()->impersonation_reason_required())
+            return field_error{"query parameter 'reason' is required"};
+        return std::optional<std::string>();
+    }
+    if (!acceptable_reason(*reason))
+        return field_error{"query parameter 'reason' must be 1 to 200 characters of UTF-8 "
+                           "without control characters"};
+    return std::optional<std::string>(std::move(*reason));
+}
+
 asio::awaitable<http_response> handle_impersonate_coworker(ctx_t& ctx) {
     auto session = co_await ctx.session();
     if (!session)
@@ -389,7 +526,11 @@ asio::awaitable<http_response> handle_impersonate_coworker(ctx_t& ctx) {
     auto target = id_from_text(ctx.match.params[0], "coworkerId");
     if (!target)
         co_return bad_request(target.error().detail, ctx.req);
-    auto token = co_await ctx.service.impersonate_coworker(*session, *target, ctx.call);
+    auto reason = reason_param(ctx);
+    if (!reason)
+        co_return bad_request(reason.error().detail, ctx.req);
+    auto token =
+        co_await ctx.service.impersonate_coworker(*session, *target, std::move(*reason), ctx.call);
     auto response = co_await token_response(token, *session, ctx);
     co_return response;
 }
@@ -404,7 +545,11 @@ asio::awaitable<http_response> handle_impersonate_customer(ctx_t& ctx) {
     auto target = id_from_text(*text, "customerId");
     if (!target)
         co_return bad_request(target.error().detail, ctx.req);
-    auto token = co_await ctx.service.impersonate_customer(*session, *target, ctx.call);
+    auto reason = reason_param(ctx);
+    if (!reason)
+        co_return bad_request(reason.error().detail, ctx.req);
+    auto token =
+        co_await ctx.service.impersonate_customer(*session, *target, std::move(*reason), ctx.call);
     auto response = co_await token_response(token, *session, ctx);
     co_return response;
 }
@@ -439,6 +584,115 @@ asio::awaitable<http_response> handle_audit(ctx_t& ctx) {
                             json::serialize(json::object{{"Events", std::move(*events)}}), ctx.req);
 }
 
+// 204: no body, no Content-Length (RFC 9110, 8.6).
+http_response no_content(const http_request& req) {
+    http_response res{http::status::no_content, req.version()};
+    set_common_headers(res);
+    res.keep_alive(req.keep_alive());
+    return res;
+}
+
+asio::awaitable<http_response> handle_own_impersonations(ctx_t& ctx) {
+    auto session = co_await ctx.session();
+    if (!session)
+        co_return std::move(session).error();
+    auto listed = co_await ctx.service.impersonations_of(*session, ctx.call);
+    if (!listed)
+        co_return error_response(listed.error(), ctx.req, false);
+    co_return json_response(http::status::ok,
+                            impersonations_body(*listed, *ctx.service.current_directory(), false),
+                            ctx.req);
+}
+
+asio::awaitable<http_response> handle_end_own_impersonation(ctx_t& ctx) {
+    auto session = co_await ctx.session();
+    if (!session)
+        co_return std::move(session).error();
+    auto ended =
+        co_await ctx.service.end_own_impersonation(*session, ctx.match.params[0], ctx.call);
+    if (!ended)
+        co_return error_response(ended.error(), ctx.req, false);
+    co_return no_content(ctx.req);
+}
+
+asio::awaitable<http_response> handle_all_impersonations(ctx_t& ctx) {
+    auto session = co_await ctx.session();
+    if (!session)
+        co_return std::move(session).error();
+    std::optional<impersonation_state> state;
+    if (auto text = ctx.query("state")) {
+        if (*text == "issued")
+            state = impersonation_state::issued;
+        else if (*text == "active")
+            state = impersonation_state::active;
+        else if (*text == "ended")
+            state = impersonation_state::ended;
+        else
+            co_return bad_request("query parameter 'state' must be issued, active or ended",
+                                  ctx.req);
+    }
+    std::int64_t limit = 100;
+    if (auto text = ctx.query("limit")) {
+        auto parsed = parse_id(*text);
+        if (!parsed || *parsed > 1000)
+            co_return bad_request("query parameter 'limit' must be an integer from 1 to 1000",
+                                  ctx.req);
+        limit = *parsed;
+    }
+    auto listed = co_await ctx.service.all_impersonations(
+        *session, state, static_cast<std::size_t>(limit), ctx.call);
+    if (!listed)
+        co_return error_response(listed.error(), ctx.req, false);
+    co_return json_response(http::status::ok,
+                            impersonations_body(*listed, *ctx.service.current_directory(), true),
+                            ctx.req);
+}
+
+asio::awaitable<http_response> handle_end_impersonation(ctx_t& ctx) {
+    auto session = co_await ctx.session();
+    if (!session)
+        co_return std::move(session).error();
+    auto ended = co_await ctx.service.end_impersonation(*session, ctx.match.params[0], ctx.call);
+    if (!ended)
+        co_return error_response(ended.error(), ctx.req, false);
+    co_return no_content(ctx.req);
+}
+
+asio::awaitable<http_response> handle_revoke_customer_sessions(ctx_t& ctx) {
+    auto session = co_await ctx.session();
+    if (!session)
+        co_return std::move(session).error();
+    auto target = id_from_text(ctx.match.params[0], "customerId");
+    if (!target)
+        co_return bad_request(target.error().detail, ctx.req);
+    auto count = co_await ctx.service.revoke_customer_sessions(*session, *target, ctx.call);
+    if (!count)
+        co_return error_response(count.error(), ctx.req, false);
+    std::string body;
+    json_writer(body).begin_object().key("endedSessions").value(*count).end_object();
+    co_return json_response(http::status::ok, std::move(body), ctx.req);
+}
+
+// A HEAD answer: the GET's headers, Content-Length included, without the body.
+http_response head_of(http_response res, const http_request& req) {
+    if (req.method() == http::verb::head)
+        res.body().clear();
+    return res;
+}
+
+asio::awaitable<http_response> handle_live(ctx_t& ctx) {
+    co_return head_of(json_response(http::status::ok, R"({"status":"ok"})", ctx.req), ctx.req);
+}
+
+asio::awaitable<http_response> handle_ready(ctx_t& ctx) {
+    bool ready = false;
+    if (!ctx.call.draining)
+        ready = co_await ctx.service.ready();
+    if (!ready)
+        co_return head_of(error_response(errc::not_ready, ctx.req, false), ctx.req);
+    co_return head_of(json_response(http::status::ok, R"({"status":"ready"})", ctx.req), ctx.req);
+}
+
 asio::awaitable<http_response> handle_health(ctx_t& ctx) {
     co_return json_response(http::status::ok, R"({"status":"ok"})", ctx.req);
 }
@@ -464,6 +718,17 @@ constexpr endpoint_entry endpoint_table[] = {
      &handle_impersonate_coworker},
     {http::verb::get, "/api/sys/users/impersonate", &handle_impersonate_customer},
     {http::verb::get, "/api/sys/audit", &handle_audit},
+    {http::verb::get, "/api/public/auth/impersonations", &handle_own_impersonations},
+    {http::verb::delete_, "/api/public/auth/impersonations/{impersonationId}",
+     &handle_end_own_impersonation},
+    {http::verb::get, "/api/sys/impersonations", &handle_all_impersonations},
+    {http::verb::delete_, "/api/sys/impersonations/{impersonationId}", &handle_end_impersonation},
+    {http::verb::delete_, "/api/sys/customers/{customerId}/sessions",
+     &handle_revoke_customer_sessions},
+    {http::verb::get, "/livez", &handle_live},
+    {http::verb::head, "/livez", &handle_live},
+    {http::verb::get, "/readyz", &handle_ready},
+    {http::verb::head, "/readyz", &handle_ready},
     {http::verb::get, "/healthz", &handle_health},
 };
 

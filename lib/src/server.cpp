@@ -298,7 +298,8 @@ std::string forwarded_for(const http_request& req) {
 // PROXY header, the client X-Forwarded-For names.
 request_context context_for(const state_ptr& st, const client_identity& who,
                             const http_request& req) {
-    request_context context{who.remote, std::chrono::system_clock::now(), who.peer};
+    request_context context{who.remote, std::chrono::system_clock::now(), who.peer,
+                            st->stopping.load(std::memory_order_relaxed)};
     if (!who.read_forwarded_for)
         return context;
     const auto client = detail::resolve_client_address(who.tcp_peer.address(), forwarded_for(req),

@@ -419,6 +419,16 @@ std::optional<impersonation_grant> session_store::redeem_grant(std::string_view 
     return it->second.grant;
 }
 
+bool session_store::withdraw_grant(std::string_view jti, const std::string& because) {
+    grant_shard& g = grant_shard_for(jti);
+    std::lock_guard lock(g.mutex);
+    auto it = g.grants.find(jti);
+    if (it == g.grants.end() || it->second.redeemed || it->second.grant.withdrawn_because)
+        return false;
+    it->second.grant.withdrawn_because = because;
+    return true;
+}
+
 std::vector<std::pair<std::string, impersonation_grant>> session_store::withdraw_grants(
     const std::function<bool(const impersonation_grant&)>& should_withdraw,
     const std::string& because, clock_type::time_point now) {

@@ -199,7 +199,7 @@ while time.time() < deadline:
     time.sleep(0.05)
 ended = [e for e in lines if e["event"] == "impersonation.ended"]
 check("the reload withdraws both tokens, audited",
-      len(ended) == 2 and all(e["reason"] == "actor_lost_right" for e in ended), ended)
+      len(ended) == 2 and all(e["endReason"] == "actor_lost_right" for e in ended), ended)
 for name, token in (("bob", bob_token), ("olga", olga_token)):
     status, _, _ = call(port, "POST", "/api/public/auth/login/" + token)
     _, lines = audit_lines(h.audit)

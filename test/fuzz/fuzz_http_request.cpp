@@ -64,7 +64,7 @@ void substitute_markers(std::string& text, world& w) {
             auto actor = w.run(w.service.authenticate(alice.tokens.access_token, the_call));
             if (!actor)
                 fail("world: fresh session does not authenticate");
-            auto token = w.run(w.service.impersonate_coworker(*actor, 12, the_call));
+            auto token = w.run(w.service.impersonate_coworker(*actor, 12, std::nullopt, the_call));
             if (!token)
                 fail("world: alice cannot impersonate carol");
             replace_all(text, "@IMPTOKEN@", *token);

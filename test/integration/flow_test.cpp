@@ -99,8 +99,11 @@ BOOST_AUTO_TEST_CASE(impersonation_hand_off_end_to_end) {
     BOOST_TEST(ej.at("profileId").as_int64() == 12);
     BOOST_TEST(ej.at("expiresIn").as_int64() > 0);
     BOOST_TEST(ej.at("expiresIn").as_int64() <= 1800);
-    BOOST_TEST(json::serialize(ej.at("impersonator")) ==
-               R"({"customerId":100,"profileId":10,"operator":false})");
+    const auto& actor = ej.at("impersonator");
+    BOOST_TEST(actor.at("customerId").as_int64() == 100);
+    BOOST_TEST(actor.at("profileId").as_int64() == 10);
+    BOOST_TEST(actor.at("operator").as_bool() == false);
+    BOOST_TEST(actor.at("reason").is_null());
     signed_in carol{std::string(ej.at("accessToken").as_string()),
                     std::string(ej.at("refreshToken").as_string())};
 
@@ -200,8 +203,10 @@ BOOST_AUTO_TEST_CASE(operator_impersonation_and_audit) {
     BOOST_TEST_REQUIRE(r.status == 200u, r.body);
     auto session = redeem(c, std::string(r.json().at("token").as_string()));
     BOOST_TEST_REQUIRE(session.status == 200u);
-    BOOST_TEST(json::serialize(session.json().at("impersonator")) ==
-               R"({"customerId":900,"profileId":null,"operator":true})");
+    const auto actor = session.json().at("impersonator");
+    BOOST_TEST(actor.at("customerId").as_int64() == 900);
+    BOOST_TEST(actor.at("profileId").is_null());
+    BOOST_TEST(actor.at("operator").as_bool() == true);
     BOOST_TEST(session.json().at("profileId").as_int64() == 11);
 
     check_problem(c.get("/api/sys/users/impersonate?customerId=101", alice.access), 403);
@@ -312,6 +317,61 @@ BOOST_AUTO_TEST_CASE(throttled_login_answers_429_with_retry_after) {
     check_problem(r, 429);
     BOOST_TEST(r.header("Retry-After") == "300");
     BOOST_TEST(c.get("/healthz").status == 200u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(customer_side_end_to_end)
+
+// Alice impersonates Carol with a reason; Carol sees it, with the reason, and ends it; Alice's
+// impersonated tokens stop working; the audit trail has issued, exchanged and ended, with one
+// impersonationId and the reason on all three.
+BOOST_AUTO_TEST_CASE(the_impersonated_customer_sees_and_ends_it) {
+    running_server srv;
+    https_client c(srv.port());
+    auto login = [&](std::string_view email, std::string_view password) {
+        auto r = c.post("/api/public/auth/login", login_body(email, password));
+        BOOST_TEST_REQUIRE(r.status == 200u, r.body);
+        return r.json().as_object();
+    };
+    const std::string alice(login("alice@acme.test", "alice-pw").at("accessToken").as_string());
+    auto issued = c.get("/api/public/coworkers/12/impersonate?reason=billing%20question", alice);
+    BOOST_TEST_REQUIRE(issued.status == 200u, issued.body);
+    auto exchanged =
+        c.post("/api/public/auth/login/" + std::string(issued.json().at("token").as_string()));
+    BOOST_TEST_REQUIRE(exchanged.status == 200u, exchanged.body);
+    const std::string as_carol(exchanged.json().at("accessToken").as_string());
+    const std::string as_carol_refresh(exchanged.json().at("refreshToken").as_string());
+
+    const std::string carol(login("carol@acme.test", "carol-pw").at("accessToken").as_string());
+    auto listed = c.get("/api/public/auth/impersonations", carol);
+    BOOST_TEST_REQUIRE(listed.status == 200u, listed.body);
+    const boost::json::array list = listed.json().at("impersonations").as_array();
+    BOOST_TEST_REQUIRE(list.size() == 1u);
+    BOOST_TEST(list[0].at("state").as_string() == "active");
+    BOOST_TEST(list[0].at("reason").as_string() == "billing question");
+    BOOST_TEST(list[0].at("actor").at("name").as_string() == "Alice Archer");
+    const std::string id(list[0].at("impersonationId").as_string());
+
+    auto ended = c.request(http::verb::delete_, "/api/public/auth/impersonations/" + id, {}, carol);
+    BOOST_TEST(ended.status == 204u, ended.body);
+    BOOST_TEST(c.get("/api/public/auth/session", as_carol).status == 401u);
+    BOOST_TEST(
+        c.post("/api/public/auth/refresh", R"({"refreshToken":")" + as_carol_refresh + R"("})")
+            .status == 401u);
+
+    std::vector<std::string> events;
+    for (const auto& e : srv.audit().recent(100, audit_category::impersonation)) {
+        BOOST_TEST(e.at("impersonationId").as_string() == id);
+        BOOST_TEST(e.at("impersonationReason").as_string() == "billing question");
+        events.emplace_back(e.at("event").as_string());
+    }
+    BOOST_TEST(events == (std::vector<std::string>{"impersonation.ended", "impersonation.exchanged",
+                                                   "impersonation.issued"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(
+        srv.audit().recent(1, audit_category::impersonation)[0].at("endReason").as_string() ==
+        "target_ended");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

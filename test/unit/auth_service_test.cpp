@@ -152,13 +152,15 @@ BOOST_AUTO_TEST_CASE(operator_impersonation_rules) {
     service_fixture f;
     auto olga = sign_in(f.service, "olga@portal.test", "olga-pw");
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
-    BOOST_TEST(test::run_sync(f.service.impersonate_customer(alice, 101, at_start)).error() ==
-               make_error_code(errc::forbidden_not_operator));
-    BOOST_TEST(test::run_sync(f.service.impersonate_customer(olga, 999, at_start)).error() ==
-               make_error_code(errc::customer_not_found));
-    BOOST_TEST(test::run_sync(f.service.impersonate_customer(olga, 900, at_start)).error() ==
-               make_error_code(errc::forbidden_operator_target));
-    auto token = test::run_sync(f.service.impersonate_customer(olga, 101, at_start));
+    BOOST_TEST(test::run_sync(f.service.impersonate_customer(alice, 101, std::nullopt, at_start))
+                   .error() == make_error_code(errc::forbidden_not_operator));
+    BOOST_TEST(
+        test::run_sync(f.service.impersonate_customer(olga, 999, std::nullopt, at_start)).error() ==
+        make_error_code(errc::customer_not_found));
+    BOOST_TEST(
+        test::run_sync(f.service.impersonate_customer(olga, 900, std::nullopt, at_start)).error() ==
+        make_error_code(errc::forbidden_operator_target));
+    auto token = test::run_sync(f.service.impersonate_customer(olga, 101, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(token.has_value());
     auto session = test::run_sync(f.service.exchange(*token, at_start));
     BOOST_TEST_REQUIRE(session.has_value());
@@ -173,7 +175,7 @@ BOOST_AUTO_TEST_CASE(operator_impersonation_rules) {
 BOOST_AUTO_TEST_CASE(token_claims_follow_the_contract) {
     service_fixture f(service_config{.impersonation_token_ttl = std::chrono::seconds(45)});
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
-    auto token = test::run_sync(f.service.impersonate_coworker(alice, 12, at_start));
+    auto token = test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(token.has_value());
     auto claims = f.signer->verify(*token);
     BOOST_TEST_REQUIRE(claims.has_value());
@@ -191,16 +193,17 @@ BOOST_AUTO_TEST_CASE(token_claims_follow_the_contract) {
 BOOST_AUTO_TEST_CASE(kill_switch_refuses_issuing_and_exchange) {
     service_fixture on;
     auto alice = sign_in(on.service, "alice@acme.test", "alice-pw");
-    auto token = test::run_sync(on.service.impersonate_coworker(alice, 12, at_start));
+    auto token = test::run_sync(on.service.impersonate_coworker(alice, 12, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(token.has_value());
 
     service_fixture off(service_config{.impersonation_enabled = false});
     auto alice_off = sign_in(off.service, "alice@acme.test", "alice-pw");
-    BOOST_TEST(test::run_sync(off.service.impersonate_coworker(alice_off, 12, at_start)).error() ==
-               make_error_code(errc::impersonation_disabled));
+    BOOST_TEST(
+        test::run_sync(off.service.impersonate_coworker(alice_off, 12, std::nullopt, at_start))
+            .error() == make_error_code(errc::impersonation_disabled));
     auto olga = sign_in(off.service, "olga@portal.test", "olga-pw");
-    BOOST_TEST(test::run_sync(off.service.impersonate_customer(olga, 101, at_start)).error() ==
-               make_error_code(errc::impersonation_disabled));
+    BOOST_TEST(test::run_sync(off.service.impersonate_customer(olga, 101, std::nullopt, at_start))
+                   .error() == make_error_code(errc::impersonation_disabled));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -257,12 +260,15 @@ BOOST_AUTO_TEST_CASE(impersonation_issuing_is_capped_per_actor) {
     service_fixture f;
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
     for (int i = 0; i < 30; ++i)
-        BOOST_TEST(test::run_sync(f.service.impersonate_coworker(alice, 12, at_start)).has_value());
-    BOOST_TEST(test::run_sync(f.service.impersonate_coworker(alice, 12, at_start)).error() ==
-               make_error_code(errc::rate_limited));
+        BOOST_TEST(test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start))
+                       .has_value());
+    BOOST_TEST(
+        test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start)).error() ==
+        make_error_code(errc::rate_limited));
     BOOST_TEST(f.audit.recent(1)[0].at("reason").as_string() == "rate_limited");
     request_context minute_later{at_start.remote, at_start.now + std::chrono::seconds(60)};
-    BOOST_TEST(test::run_sync(f.service.impersonate_coworker(alice, 12, minute_later)).has_value());
+    BOOST_TEST(test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, minute_later))
+                   .has_value());
 }
 
 BOOST_AUTO_TEST_CASE(a_lockout_cannot_be_aimed_at_someone_else) {
@@ -351,7 +357,7 @@ BOOST_AUTO_TEST_CASE(failed_exchanges_and_refreshes_share_a_limit_per_address) {
     service_fixture f(service_config{
         .exchange_failures_per_address = {.max = 3, .window = std::chrono::seconds(60)}});
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
-    auto token = test::run_sync(f.service.impersonate_coworker(alice, 12, at_start));
+    auto token = test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(token.has_value());
     const request_context guesser{"203.0.113.9:1", at_start.now};
     BOOST_TEST(test::run_sync(f.service.exchange("not-a-token", guesser)).error() ==
@@ -399,9 +405,11 @@ BOOST_AUTO_TEST_CASE(sessions_survive_and_lost_rights_end_them) {
     auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
     auto dave = sign_in(f.service, "dave@globex.test", "dave-pw");
     auto as_carol = test::run_sync(f.service.exchange(
-        *test::run_sync(f.service.impersonate_coworker(alice, 12, at_start)), at_start));
+        *test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start)),
+        at_start));
     auto as_frank = test::run_sync(f.service.exchange(
-        *test::run_sync(f.service.impersonate_coworker(dave, 23, at_start)), at_start));
+        *test::run_sync(f.service.impersonate_coworker(dave, 23, std::nullopt, at_start)),
+        at_start));
     BOOST_TEST_REQUIRE(as_carol.has_value());
     BOOST_TEST_REQUIRE(as_frank.has_value());
 
@@ -414,18 +422,27 @@ BOOST_AUTO_TEST_CASE(sessions_survive_and_lost_rights_end_them) {
                    .has_value());
     BOOST_TEST(f.sessions().is_live(bob.id, at_start.now));
     BOOST_TEST(f.sessions().is_live(alice.id, at_start.now));
-    auto last = f.audit.recent(1)[0].as_object();
-    BOOST_TEST(last.at("event").as_string() == "session.ended");
-    BOOST_TEST(last.at("reason").as_string() == "impersonation_right_lost");
-    BOOST_TEST(last.at("customerId").as_int64() == 102);
+    const auto lines = f.audit.recent(2);
+    BOOST_TEST_REQUIRE(lines.size() == 2u);
+    const auto& session_line = lines[1].as_object();
+    BOOST_TEST(session_line.at("event").as_string() == "session.ended");
+    BOOST_TEST(session_line.at("reason").as_string() == "impersonation_right_lost");
+    BOOST_TEST(session_line.at("customerId").as_int64() == 102);
+    BOOST_TEST(session_line.contains("impersonationId")); // a line of that impersonation
+    // ...which ends on the record, once.
+    BOOST_TEST(lines[0].at("event").as_string() == "impersonation.ended");
+    BOOST_TEST(lines[0].at("endReason").as_string() == "actor_lost_right");
+    BOOST_TEST(lines[0].at("impersonationId") == session_line.at("impersonationId"));
 }
 
 BOOST_AUTO_TEST_CASE(a_reload_withdraws_tokens_of_actors_who_lost_the_right) {
     service_fixture f;
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
     auto olga = sign_in(f.service, "olga@portal.test", "olga-pw");
-    auto alice_token = test::run_sync(f.service.impersonate_coworker(alice, 12, at_start));
-    auto olga_token = test::run_sync(f.service.impersonate_customer(olga, 101, at_start));
+    auto alice_token =
+        test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start));
+    auto olga_token =
+        test::run_sync(f.service.impersonate_customer(olga, 101, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(alice_token.has_value());
     BOOST_TEST_REQUIRE(olga_token.has_value());
     auto demoted = edited_directory([](auto& doc) {
@@ -437,8 +454,8 @@ BOOST_AUTO_TEST_CASE(a_reload_withdraws_tokens_of_actors_who_lost_the_right) {
     BOOST_TEST_REQUIRE(ended.size() == 2u);
     for (const auto& e : ended) {
         BOOST_TEST(e.at("event").as_string() == "impersonation.ended");
-        BOOST_TEST(e.at("reason").as_string() == "actor_lost_right");
-        BOOST_TEST(e.as_object().contains("jti"));
+        BOOST_TEST(e.at("endReason").as_string() == "actor_lost_right");
+        BOOST_TEST(e.as_object().contains("impersonationId"));
     }
     // Every later exchange of those tokens fails, and says why, until the tokens expire.
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -457,7 +474,8 @@ BOOST_AUTO_TEST_CASE(removed_customers_and_disabled_impersonation_end_sessions) 
     auto bob = sign_in(f.service, "bob@acme.test", "bob-pw");
     auto dave = sign_in(f.service, "dave@globex.test", "dave-pw");
     auto as_frank = test::run_sync(f.service.exchange(
-        *test::run_sync(f.service.impersonate_coworker(dave, 23, at_start)), at_start));
+        *test::run_sync(f.service.impersonate_coworker(dave, 23, std::nullopt, at_start)),
+        at_start));
     BOOST_TEST_REQUIRE(as_frank.has_value());
     auto dir = edited_directory([](auto& doc) {
         doc["impersonationEnabled"] = false;
@@ -473,19 +491,20 @@ BOOST_AUTO_TEST_CASE(removed_customers_and_disabled_impersonation_end_sessions) 
     BOOST_TEST(!f.sessions().is_live(bob.id, at_start.now));
     BOOST_TEST(!test::run_sync(f.service.authenticate(as_frank->tokens.access_token, at_start)));
     BOOST_TEST(f.sessions().is_live(dave.id, at_start.now));
-    BOOST_TEST(test::run_sync(f.service.impersonate_coworker(dave, 23, at_start)).error() ==
-               make_error_code(errc::impersonation_disabled));
+    BOOST_TEST(
+        test::run_sync(f.service.impersonate_coworker(dave, 23, std::nullopt, at_start)).error() ==
+        make_error_code(errc::impersonation_disabled));
 }
 
 BOOST_AUTO_TEST_CASE(new_signing_keys_take_effect_and_old_ones_can_stay) {
     service_fixture f;
     auto alice = sign_in(f.service, "alice@acme.test", "alice-pw");
-    auto before = test::run_sync(f.service.impersonate_coworker(alice, 12, at_start));
+    auto before = test::run_sync(f.service.impersonate_coworker(alice, 12, std::nullopt, at_start));
     // Rotation: the new key signs, the old one still verifies tokens already out.
     auto rotated = std::make_shared<const token_signer>(
         std::vector<signing_key>{make_random_signing_key("new-key")});
     test::run_sync(f.service.reload(f.service.current_directory(), rotated, at_start));
-    auto after = test::run_sync(f.service.impersonate_coworker(alice, 11, at_start));
+    auto after = test::run_sync(f.service.impersonate_coworker(alice, 11, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(after.has_value());
     BOOST_TEST(rotated->verify(*after).has_value());
     // The token signed before with a key the new set lacks is refused.

@@ -88,6 +88,8 @@ std::string_view title_of(unsigned status) {
         return "Method Not Allowed";
     case 500:
         return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
     default:
         return "?";
     }
@@ -744,17 +746,21 @@ BOOST_AUTO_TEST_CASE(coworker_impersonation_and_exchange) {
     BOOST_TEST(int_member(s, "expiresIn") == 1800); // capped by the impersonation session ttl
     BOOST_TEST_REQUIRE(s.at("impersonator").is_object());
     const json::object& who = s.at("impersonator").get_object();
-    BOOST_TEST(keys_of(who) == (std::vector<std::string>{"customerId", "profileId", "operator"}),
+    BOOST_TEST(keys_of(who) == (std::vector<std::string>{"customerId", "profileId", "operator",
+                                                         "impersonationId", "reason", "startedAt",
+                                                         "expiresAt"}),
                boost::test_tools::per_element());
-    BOOST_TEST(s.at("impersonator") ==
-               json::parse(R"({"customerId":100,"profileId":10,"operator":false})"));
+    BOOST_TEST(int_member(who, "customerId") == 100);
+    BOOST_TEST(int_member(who, "profileId") == 10);
+    BOOST_TEST(who.at("operator") == false);
+    BOOST_TEST(who.at("reason").is_null());
+    BOOST_TEST(string_member(who, "impersonationId").size() >= 22u);
 
     std::string impersonated = string_member(s, "accessToken");
     json::object info = w.session_info(impersonated);
     BOOST_TEST(int_member(info, "customerId") == 102);
     BOOST_TEST(int_member(info, "profileId") == 12);
-    BOOST_TEST(info.at("impersonator") ==
-               json::parse(R"({"customerId":100,"profileId":10,"operator":false})"));
+    BOOST_TEST(info.at("impersonator") == s.at("impersonator"));
 
     // Single use.
     check_unauthorized(w.post("/api/public/auth/login/" + token), realm_invalid_token);
@@ -843,8 +849,9 @@ BOOST_AUTO_TEST_CASE(operator_impersonation) {
     json::object s = body_object(exchanged);
     BOOST_TEST(int_member(s, "customerId") == 101);
     BOOST_TEST(int_member(s, "profileId") == 11);
-    BOOST_TEST(s.at("impersonator") ==
-               json::parse(R"({"customerId":900,"profileId":null,"operator":true})"));
+    BOOST_TEST(s.at("impersonator").at("customerId") == 900);
+    BOOST_TEST(s.at("impersonator").at("profileId").is_null());
+    BOOST_TEST(s.at("impersonator").at("operator") == true);
 
     check_problem(w.get("/api/sys/users/impersonate?customerId=101", w.alice()), 403,
                   urn("operator-required"));
@@ -889,6 +896,294 @@ BOOST_AUTO_TEST_CASE(audit_events_newest_first) {
     BOOST_TEST(int_member(every[2].get_object(), "customerId") == 900);
 
     check_problem(w.get("/api/sys/audit?limit=2", w.alice()), 403);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The customer's side of impersonation: a reason on every record, the listing, and the end.
+BOOST_AUTO_TEST_SUITE(impersonations_seen_by_the_customer)
+
+namespace {
+
+// Alice's token for Carol's profile 12, with the reason given (already URL-encoded).
+std::string token_for_carol(world& w, const std::string& alice, std::string_view encoded_reason) {
+    std::string target = "/api/public/coworkers/12/impersonate";
+    if (!encoded_reason.empty())
+        target += "?reason=" + std::string(encoded_reason);
+    auto res = w.get(target, alice);
+    check_json_ok(res);
+    return std::string(body_object(res).at("token").as_string());
+}
+
+std::string redeem_token(world& w, const std::string& token) {
+    auto res = w.post("/api/public/auth/login/" + token);
+    check_json_ok(res);
+    return std::string(body_object(res).at("accessToken").as_string());
+}
+
+json::array listing(world& w, std::string_view target, std::string_view token) {
+    auto res = w.get(target, token);
+    check_json_ok(res);
+    return body_object(res).at("impersonations").as_array();
+}
+
+std::vector<json::object> lines_of(world& w, std::string_view event) {
+    std::vector<json::object> out;
+    for (const auto& e : w.audit.recent(1000))
+        if (e.at("event").as_string() == event)
+            out.push_back(e.as_object());
+    return out;
+}
+
+http_response del(world& w, std::string_view target, std::string_view token) {
+    return w.request(http::verb::delete_, target, {}, world::bearer(token));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_reason_goes_everywhere_the_impersonation_is_recorded) {
+    world w;
+    const std::string alice = w.alice();
+    const std::string token = token_for_carol(w, alice, "ticket+%2342%3A+caf%C3%A9");
+    const std::string as_carol = redeem_token(w, token);
+    const json::object who = w.session_info(as_carol).at("impersonator").as_object();
+    BOOST_TEST(who.at("reason").as_string() == "ticket #42: café");
+    const std::string id(who.at("impersonationId").as_string());
+    const auto claims = w.signer->verify(token);
+    BOOST_TEST_REQUIRE(claims.has_value());
+    BOOST_TEST(claims->at("jti").as_string() == id); // the id is the token's jti
+    BOOST_TEST(!who.at("startedAt").as_string().empty());
+    BOOST_TEST(!who.at("expiresAt").as_string().empty());
+    // A request of the impersonated session carries it too, and so does the end.
+    BOOST_TEST(w.post("/api/public/auth/logout", {}, as_carol).result_int() == 204u);
+    for (std::string_view event :
+         {"impersonation.issued", "impersonation.exchanged", "logout", "impersonation.ended"}) {
+        const auto lines = lines_of(w, event);
+        BOOST_TEST_REQUIRE(lines.size() == 1u, event);
+        BOOST_TEST(lines[0].at("impersonationId").as_string() == id, event);
+        BOOST_TEST(lines[0].at("impersonationReason").as_string() == "ticket #42: café", event);
+    }
+    BOOST_TEST(lines_of(w, "impersonation.ended")[0].at("endReason").as_string() ==
+               "impersonated_logout");
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_reason_is_a_400_naming_it) {
+    world w;
+    const std::string alice = w.alice();
+    const std::string olga = w.olga();
+    const std::string long_reason(201, 'x');
+    for (const std::string& bad :
+         {std::string(""), long_reason, std::string("a%0Ab"), std::string("%FF"),
+          std::string("%C2%85"), std::string("%ED%A0%80")}) {
+        BOOST_TEST_CONTEXT("reason=" << bad) {
+            auto res = w.get("/api/public/coworkers/12/impersonate?reason=" + bad, alice);
+            BOOST_TEST(check_problem(res, 400, urn("invalid-request")).find("reason") !=
+                       std::string::npos);
+            res = w.get("/api/sys/users/impersonate?customerId=101&reason=" + bad, olga);
+            BOOST_TEST(check_problem(res, 400, urn("invalid-request")).find("reason") !=
+                       std::string::npos);
+        }
+    }
+    // 200 characters are fine, counted as characters, not bytes.
+    std::string two_hundred;
+    for (int i = 0; i < 200; ++i)
+        two_hundred += "%C3%A9";
+    check_json_ok(w.get("/api/public/coworkers/12/impersonate?reason=" + two_hundred, alice));
+    BOOST_TEST(lines_of(w, "impersonation.issued").size() == 1u); // only the good one
+}
+
+BOOST_AUTO_TEST_CASE(the_directory_can_require_a_reason) {
+    world w;
+    auto strict = test::edited_directory(
+        [](json::object& doc) { doc["impersonationReasonRequired"] = true; });
+    BOOST_TEST_REQUIRE(test::run_sync(w.service.reload(strict, nullptr, w.call)).has_value());
+    const std::string alice = w.alice();
+    auto res = w.get("/api/public/coworkers/12/impersonate", alice);
+    BOOST_TEST(check_problem(res, 400, urn("invalid-request")).find("reason") != std::string::npos);
+    check_json_ok(w.get("/api/public/coworkers/12/impersonate?reason=audit", alice));
+}
+
+BOOST_AUTO_TEST_CASE(the_customer_lists_and_ends_an_active_impersonation) {
+    world w;
+    const std::string alice = w.alice();
+    const std::string as_carol = redeem_token(w, token_for_carol(w, alice, "support"));
+    const std::string carol = w.access_token("carol@acme.test", "carol-pw");
+    auto list = listing(w, "/api/public/auth/impersonations", carol);
+    BOOST_TEST_REQUIRE(list.size() == 1u);
+    const json::object& r = list[0].as_object();
+    BOOST_TEST(keys_of(r) == (std::vector<std::string>{
+                                 "impersonationId", "state", "actor", "targetProfileId", "reason",
+                                 "issuedAt", "startedAt", "expiresAt", "endedAt", "endReason"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(r.at("state").as_string() == "active");
+    BOOST_TEST(
+        r.at("actor") ==
+        json::parse(R"({"customerId":100,"name":"Alice Archer","profileId":10,"operator":false})"));
+    BOOST_TEST(r.at("targetProfileId").as_int64() == 12);
+    BOOST_TEST(r.at("reason").as_string() == "support");
+    BOOST_TEST(r.at("endedAt").is_null());
+    BOOST_TEST(r.at("endReason").is_null());
+    const std::string id(r.at("impersonationId").as_string());
+
+    // Not Alice's to see from her side, nor anyone else's to end.
+    BOOST_TEST(listing(w, "/api/public/auth/impersonations", alice).empty());
+    check_problem(del(w, "/api/public/auth/impersonations/" + id, alice), 404,
+                  urn("impersonation-not-found"));
+    check_problem(del(w, "/api/public/auth/impersonations/nope", carol), 404,
+                  urn("impersonation-not-found"));
+    // The impersonated session itself may not look or end it.
+    check_problem(w.get("/api/public/auth/impersonations", as_carol), 403,
+                  urn("impersonated-session"));
+    check_problem(del(w, "/api/public/auth/impersonations/" + id, as_carol), 403,
+                  urn("impersonated-session"));
+
+    auto ended = del(w, "/api/public/auth/impersonations/" + id, carol);
+    BOOST_TEST(ended.result_int() == 204u);
+    check_unauthorized(w.get("/api/public/auth/session", as_carol), realm_invalid_token);
+    auto lines = lines_of(w, "impersonation.ended");
+    BOOST_TEST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0].at("endReason").as_string() == "target_ended");
+    BOOST_TEST(lines[0].at("impersonationId").as_string() == id);
+    // Again: 204, no new line.
+    BOOST_TEST(del(w, "/api/public/auth/impersonations/" + id, carol).result_int() == 204u);
+    BOOST_TEST(lines_of(w, "impersonation.ended").size() == 1u);
+    list = listing(w, "/api/public/auth/impersonations", carol);
+    BOOST_TEST_REQUIRE(list.size() == 1u);
+    BOOST_TEST(list[0].at("state").as_string() == "ended");
+    BOOST_TEST(list[0].at("endReason").as_string() == "target_ended");
+    BOOST_TEST(!list[0].at("endedAt").is_null());
+}
+
+BOOST_AUTO_TEST_CASE(an_unredeemed_token_is_cancelled) {
+    world w;
+    const std::string alice = w.alice();
+    const std::string token = token_for_carol(w, alice, "");
+    const std::string carol = w.access_token("carol@acme.test", "carol-pw");
+    auto list = listing(w, "/api/public/auth/impersonations", carol);
+    BOOST_TEST_REQUIRE(list.size() == 1u);
+    BOOST_TEST(list[0].at("state").as_string() == "issued");
+    BOOST_TEST(list[0].at("startedAt").is_null());
+    BOOST_TEST(list[0].at("reason").is_null());
+    const std::string id(list[0].at("impersonationId").as_string());
+    BOOST_TEST(del(w, "/api/public/auth/impersonations/" + id, carol).result_int() == 204u);
+    check_unauthorized(w.post("/api/public/auth/login/" + token), realm_invalid_token);
+    BOOST_TEST(lines_of(w, "impersonation.exchange_failed")[0].at("reason").as_string() ==
+               "target_ended");
+    BOOST_TEST(lines_of(w, "impersonation.ended").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_actors_logout_ends_the_impersonation) {
+    world w;
+    const std::string alice = w.alice();
+    const std::string as_carol = redeem_token(w, token_for_carol(w, alice, ""));
+    BOOST_TEST(w.post("/api/public/auth/logout", {}, alice).result_int() == 204u);
+    check_unauthorized(w.get("/api/public/auth/session", as_carol), realm_invalid_token);
+    auto lines = lines_of(w, "impersonation.ended");
+    BOOST_TEST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0].at("endReason").as_string() == "actor_logout");
+}
+
+BOOST_AUTO_TEST_CASE(time_ends_impersonations_once_on_the_record) {
+    world w;
+    const std::string alice = w.alice();
+    (void)redeem_token(w, token_for_carol(w, alice, ""));
+    (void)token_for_carol(w, alice, ""); // never redeemed
+    const auto later = w.call.now + std::chrono::hours(2);
+    BOOST_TEST(test::run_sync(w.service.end_expired_impersonations(later)) == 2u);
+    BOOST_TEST(test::run_sync(w.service.end_expired_impersonations(later)) == 0u);
+    std::vector<std::string> reasons;
+    for (const auto& line : lines_of(w, "impersonation.ended"))
+        reasons.emplace_back(line.at("endReason").as_string());
+    std::sort(reasons.begin(), reasons.end());
+    BOOST_TEST(reasons == (std::vector<std::string>{"expired", "not_redeemed"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(operators_list_end_and_sign_out) {
+    world w;
+    const std::string alice = w.alice();
+    const std::string olga = w.olga();
+    const std::string as_carol = redeem_token(w, token_for_carol(w, alice, "a"));
+    (void)token_for_carol(w, alice, "b");
+    check_problem(w.get("/api/sys/impersonations", alice), 403, urn("operator-required"));
+    auto all = listing(w, "/api/sys/impersonations", olga);
+    BOOST_TEST_REQUIRE(all.size() == 2u);
+    BOOST_TEST(all[0].at("reason").as_string() == "b"); // newest first
+    BOOST_TEST(all[0].at("targetCustomerId").as_int64() == 102);
+    auto active = listing(w, "/api/sys/impersonations?state=active", olga);
+    BOOST_TEST_REQUIRE(active.size() == 1u);
+    BOOST_TEST(listing(w, "/api/sys/impersonations?limit=1", olga).size() == 1u);
+    const std::pair<std::string_view, std::string_view> bad_queries[] = {{"?state=paused", "state"},
+                                                                         {"?limit=0", "limit"},
+                                                                         {"?limit=1001", "limit"},
+                                                                         {"?limit=x", "limit"}};
+    for (const auto& [query, param] : bad_queries) {
+        auto res = w.get("/api/sys/impersonations" + std::string(query), olga);
+        BOOST_TEST(check_problem(res, 400, urn("invalid-request")).find(param) !=
+                   std::string::npos);
+    }
+    const std::string id(active[0].at("impersonationId").as_string());
+    BOOST_TEST(del(w, "/api/sys/impersonations/" + id, olga).result_int() == 204u);
+    check_unauthorized(w.get("/api/public/auth/session", as_carol), realm_invalid_token);
+    BOOST_TEST(lines_of(w, "impersonation.ended")[0].at("endReason").as_string() ==
+               "operator_ended");
+    check_problem(del(w, "/api/sys/impersonations/unknown", olga), 404,
+                  urn("impersonation-not-found"));
+
+    // A forced sign-out: Bob's two sessions, and the impersonation he was making.
+    const std::string bob1 = w.bob();
+    const std::string bob2 = w.bob();
+    auto bob_token = w.get("/api/public/coworkers/12/impersonate", bob1);
+    check_json_ok(bob_token);
+    const std::string as_carol_by_bob =
+        redeem_token(w, std::string(body_object(bob_token).at("token").as_string()));
+    auto res = del(w, "/api/sys/customers/101/sessions", olga);
+    check_json_ok(res);
+    BOOST_TEST(body_object(res).at("endedSessions").as_int64() == 3);
+    for (const auto& token : {bob1, bob2, as_carol_by_bob})
+        check_unauthorized(w.get("/api/public/auth/session", token), realm_invalid_token);
+    const auto revoked = lines_of(w, "sessions.revoked");
+    BOOST_TEST_REQUIRE(revoked.size() == 1u);
+    BOOST_TEST(revoked[0].at("customerId").as_int64() == 900);
+    BOOST_TEST(revoked[0].at("targetCustomerId").as_int64() == 101);
+    BOOST_TEST(revoked[0].at("count").as_int64() == 3);
+    check_problem(del(w, "/api/sys/customers/999/sessions", olga), 404, urn("customer-not-found"));
+    check_problem(del(w, "/api/sys/customers/101/sessions", alice), 403, urn("operator-required"));
+}
+
+BOOST_AUTO_TEST_CASE(operators_impersonations_can_be_hidden_from_customers) {
+    world w;
+    const std::string olga = w.olga();
+    auto issued = w.get("/api/sys/users/impersonate?customerId=101&reason=x", olga);
+    check_json_ok(issued);
+    const std::string bob = w.bob();
+    auto list = listing(w, "/api/public/auth/impersonations", bob);
+    BOOST_TEST_REQUIRE(list.size() == 1u);
+    BOOST_TEST(
+        list[0].at("actor") ==
+        json::parse(
+            R"({"customerId":900,"name":"Olga Operator","profileId":null,"operator":true})"));
+    auto hidden = test::edited_directory(
+        [](json::object& doc) { doc["operatorImpersonationsVisible"] = false; });
+    BOOST_TEST_REQUIRE(test::run_sync(w.service.reload(hidden, nullptr, w.call)).has_value());
+    BOOST_TEST(listing(w, "/api/public/auth/impersonations", bob).empty());
+    const std::string id(list[0].at("impersonationId").as_string());
+    check_problem(del(w, "/api/public/auth/impersonations/" + id, bob), 404,
+                  urn("impersonation-not-found"));
+}
+
+BOOST_AUTO_TEST_CASE(probes_answer_get_and_head) {
+    world w;
+    auto live = w.get("/livez");
+    check_json_ok(live);
+    auto head = w.request(http::verb::head, "/readyz");
+    BOOST_TEST(head.result_int() == 200u);
+    BOOST_TEST(head.body().empty());
+    BOOST_TEST(header(head, http::field::content_length) ==
+               std::to_string(std::string_view(R"({"status":"ready"})").size()));
+    w.call.draining = true;
+    check_problem(w.get("/readyz"), 503, urn("not-ready"));
+    BOOST_TEST(w.get("/livez").result_int() == 200u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

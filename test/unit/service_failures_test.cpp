@@ -154,6 +154,52 @@ public:
             co_await memory.withdraw_grants(std::move(should_withdraw), std::move(because), now);
         co_return withdrawn;
     }
+    asio::awaitable<store_result<bool>> start_impersonation(std::string_view id, session_id session,
+                                                            clock_type::time_point started_at,
+                                                            clock_type::time_point cap) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        auto started = co_await memory.start_impersonation(id, session, started_at, cap);
+        co_return started;
+    }
+    asio::awaitable<store_result<std::optional<impersonation_record>>>
+    end_impersonation(std::string_view id, std::string reason,
+                      clock_type::time_point now) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        auto ended = co_await memory.end_impersonation(id, std::move(reason), now);
+        co_return ended;
+    }
+    asio::awaitable<store_result<std::vector<impersonation_record>>>
+    end_impersonations_of_actor(session_id actor, std::string reason,
+                                clock_type::time_point now) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        auto ended = co_await memory.end_impersonations_of_actor(actor, std::move(reason), now);
+        co_return ended;
+    }
+    asio::awaitable<store_result<std::vector<impersonation_record>>>
+    expire_impersonations(clock_type::time_point now) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        auto ended = co_await memory.expire_impersonations(now);
+        co_return ended;
+    }
+    asio::awaitable<store_result<std::optional<impersonation_record>>>
+    find_impersonation(std::string_view id) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        auto found = co_await memory.find_impersonation(id);
+        co_return found;
+    }
+    asio::awaitable<store_result<std::vector<impersonation_record>>>
+    list_impersonations(impersonation_query query) override {
+        if (failing)
+            co_return errc::store_unavailable;
+        auto listed = co_await memory.list_impersonations(query);
+        co_return listed;
+    }
+    asio::awaitable<bool> reachable() override { co_return !failing; }
     asio::awaitable<store_result<std::vector<session_snapshot>>>
     revoke_matching(std::function<bool(const session_snapshot&)> should_end) override {
         if (failing)
@@ -373,7 +419,8 @@ BOOST_AUTO_TEST_CASE(no_impersonation_token_without_its_line) {
     BOOST_TEST_REQUIRE(w.audit.last_refused.has_value());
     BOOST_TEST(w.audit.last_refused->event == "impersonation.issued");
     BOOST_TEST_REQUIRE(w.audit.last_refused->jti.has_value());
-    BOOST_TEST(!w.store.memory.sessions().redeem_grant(*w.audit.last_refused->jti, at_start.now));
+    auto grant = w.store.memory.sessions().redeem_grant(*w.audit.last_refused->jti, at_start.now);
+    BOOST_TEST((!grant || grant->withdrawn_because.has_value()));
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_denial_line_does_not_change_the_answer) {
@@ -479,15 +526,21 @@ BOOST_AUTO_TEST_CASE(the_exchange_checks_the_actors_right_again) {
     auto alice_session =
         test::run_sync(w.service.authenticate(alice->tokens.access_token, at_start));
     BOOST_TEST_REQUIRE(alice_session.has_value());
-    auto token = test::run_sync(w.service.impersonate_coworker(*alice_session, 12, at_start));
+    auto token =
+        test::run_sync(w.service.impersonate_coworker(*alice_session, 12, std::nullopt, at_start));
     BOOST_TEST_REQUIRE(token.has_value());
     auto demoted = test::edited_directory([](auto& doc) { test::set_role(doc, 10, "member"); });
     BOOST_TEST_REQUIRE(test::run_sync(w.service.reload(demoted, nullptr, at_start)).has_value());
     BOOST_TEST(test::run_sync(w.service.exchange(*token, at_start)).error() ==
                make_error_code(errc::invalid_impersonation_token));
-    const auto failed = w.audit.log.recent(1)[0].as_object();
+    const auto lines = w.audit.log.recent(2);
+    BOOST_TEST_REQUIRE(lines.size() == 2u);
+    const auto& failed = lines[1].as_object();
     BOOST_TEST(failed.at("event").as_string() == "impersonation.exchange_failed");
     BOOST_TEST(failed.at("reason").as_string() == "actor_lost_right");
+    // The consumed token's impersonation ends on the record, saying why.
+    BOOST_TEST(lines[0].at("event").as_string() == "impersonation.ended");
+    BOOST_TEST(lines[0].at("endReason").as_string() == "actor_lost_right");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

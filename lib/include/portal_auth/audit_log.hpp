@@ -27,7 +27,11 @@ struct audit_event {
     std::optional<std::int64_t> target_profile_id;
     std::optional<std::int64_t> target_customer_id;
     std::optional<std::string> jti;
-    std::optional<std::string> reason; // short machine-readable cause for denials and failures
+    // The impersonation an event belongs to (its token's jti) and why it was started.
+    std::optional<std::string> impersonation_id;
+    std::optional<std::string> impersonation_reason;
+    std::optional<std::string> end_reason; // impersonation.ended: how it ended
+    std::optional<std::string> reason;     // short machine-readable cause for denials and failures
     std::optional<std::int64_t> count; // events a summary line stands for (login.shed, *.throttled)
     std::optional<std::string> limit;  // the throttle that refused (*.throttled)
     std::string remote;                // the client: "ip:port" or "[v6]:port"
@@ -75,6 +79,9 @@ public:
     // Newest first, at most `limit` events of the category, as parsed JSON objects.
     [[nodiscard]] virtual boost::asio::awaitable<boost::json::array>
     list_recent(std::size_t limit, audit_category category) = 0;
+
+    // False while recording fails (readiness probes); true when nothing is known to be wrong.
+    virtual bool healthy() const { return true; }
 };
 
 // The default sink: a JSON Lines file (optional) and two bounded in-memory rings (impersonation
@@ -116,6 +123,11 @@ public:
 
     // Writes that failed since construction.
     std::uint64_t failed_writes() const;
+
+    // False for 10 s after a failed write, unless a write has worked since: long enough for a
+    // load balancer to take the instance out, short enough that traffic comes back to try the
+    // disk again (nothing else would write).
+    bool healthy() const override;
 
     // Opens the file's path again (logrotate's convention: after a rename, SIGUSR1 makes the
     // next line go to a new file at the old name). Lines never straddle the two files. Without
@@ -162,6 +174,7 @@ private:
     bool failing_ = false;
     std::uint64_t episode_failures_ = 0;
     std::chrono::system_clock::time_point last_report_;
+    std::chrono::system_clock::time_point last_failure_;
     std::uint64_t failed_writes_ = 0;
 };
 

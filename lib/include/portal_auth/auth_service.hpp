@@ -144,15 +144,51 @@ public:
     boost::asio::awaitable<boost::system::result<session_snapshot>>
     switch_profile(const session_snapshot& session, profile_id target, const request_context& call);
 
-    // A signed single-use impersonation token for a coworker's profile.
+    // A signed single-use impersonation token for a coworker's profile. `reason` (already
+    // validated by the caller) goes with the impersonation everywhere it is recorded.
     boost::asio::awaitable<boost::system::result<std::string>>
     impersonate_coworker(const session_snapshot& session, profile_id target,
-                         const request_context& call);
+                         std::optional<std::string> reason, const request_context& call);
 
     // Operators only: a token for the target customer's lowest-id profile.
     boost::asio::awaitable<boost::system::result<std::string>>
     impersonate_customer(const session_snapshot& session, customer_id target,
-                         const request_context& call);
+                         std::optional<std::string> reason, const request_context& call);
+
+    // The customer's side: the impersonations of the caller (every one not ended, and the last
+    // 50 ended), newest first; without operators' when the directory hides them.
+    // errc::forbidden_impersonated_caller for an impersonated session.
+    boost::asio::awaitable<boost::system::result<std::vector<impersonation_record>>>
+    impersonations_of(const session_snapshot& session, const request_context& call);
+
+    // Ends one of the caller's impersonations (endReason target_ended). Success also when it had
+    // ended already (nothing is written then); errc::impersonation_not_found when it is unknown
+    // or not the caller's; errc::forbidden_impersonated_caller.
+    boost::asio::awaitable<boost::system::result<void>>
+    end_own_impersonation(const session_snapshot& session, std::string_view id,
+                          const request_context& call);
+
+    // Operators only (errc::forbidden_not_operator): every customer's impersonations.
+    boost::asio::awaitable<boost::system::result<std::vector<impersonation_record>>>
+    all_impersonations(const session_snapshot& session, std::optional<impersonation_state> state,
+                       std::size_t limit, const request_context& call);
+
+    // Operators only: ends or cancels one (endReason operator_ended);
+    // errc::impersonation_not_found.
+    boost::asio::awaitable<boost::system::result<void>>
+    end_impersonation(const session_snapshot& session, std::string_view id,
+                      const request_context& call);
+
+    // Operators only: a forced sign-out of a customer. Ends every session of the customer and
+    // every session derived from them; returns how many ended. errc::customer_not_found.
+    boost::asio::awaitable<boost::system::result<std::size_t>>
+    revoke_customer_sessions(const session_snapshot& session, customer_id target,
+                             const request_context& call);
+
+    // Writes the end of every impersonation that time has ended (endReason expired, or
+    // not_redeemed for a token that expired unused); returns how many. The owner calls it
+    // periodically (portal-auth: every 10 s); listings call it first.
+    boost::asio::awaitable<std::size_t> end_expired_impersonations(clock_type::time_point now);
 
     // Redeems an impersonation token for a session as its target. The issuing rules are applied
     // again to the directory in force: errc::invalid_impersonation_token (audited with the
@@ -173,6 +209,9 @@ public:
                                                           bool close_all = false);
 
     std::shared_ptr<const directory> current_directory() const { return dir_.load(); }
+
+    // Readiness: the audit sink is healthy and the store reachable.
+    boost::asio::awaitable<bool> ready();
 
     // Reload: switches to a new directory and, when given, new signing keys. Sessions survive,
     // except those whose customer or profile is gone and impersonated sessions whose actor may
@@ -197,7 +236,8 @@ private:
     bool impersonation_allowed(const directory& dir) const noexcept;
     boost::asio::awaitable<boost::system::result<std::string>>
     issue_impersonation_token(const session_snapshot& actor, const profile& target,
-                              bool as_operator, const request_context& call);
+                              bool as_operator, std::optional<std::string> reason,
+                              const request_context& call);
     // Records an event with the caller's address; the error is the sink's.
     boost::asio::awaitable<error_code> record(audit_event event, const request_context& call);
     // Records an event whose failure changes no answer (denials, failures, logouts).
@@ -208,6 +248,11 @@ private:
                                                std::optional<customer_id> target_customer,
                                                error_code why, const request_context& call);
     boost::asio::awaitable<void> record_shed(const request_context& call);
+    // One impersonation.ended line per record.
+    boost::asio::awaitable<void> record_ended(const std::vector<impersonation_record>& ended,
+                                              const request_context& call);
+    boost::asio::awaitable<boost::system::result<void>>
+    end_with_reason(std::string_view id, std::string end_reason, const request_context& call);
 
     service_config config_;
     std::atomic<std::shared_ptr<const directory>> dir_;

@@ -64,7 +64,10 @@ public:
     // Rules: ids are positive integers, unique per kind; emails unique (case-insensitive) and
     // non-empty; passwordHash parses; references resolve; role is owner/admin/member; a customer
     // has one or more profiles, at most one per team. Optional top-level
-    // "impersonationEnabled" (bool, default true).
+    // "impersonationEnabled" (bool, default true),
+    // "impersonationReasonRequired" (bool, default false: a reason is optional),
+    // "operatorImpersonationsVisible" (bool, default true: customers see operators' impersonations
+    // of them).
     static boost::system::result<directory> parse(std::string_view json_text,
                                                   std::string& error_detail);
 
@@ -78,6 +81,10 @@ public:
     std::span<const profile* const> profiles_in_team(team_id id) const noexcept;
 
     bool impersonation_enabled() const noexcept { return impersonation_enabled_; }
+    bool impersonation_reason_required() const noexcept { return impersonation_reason_required_; }
+    bool operator_impersonations_visible() const noexcept {
+        return operator_impersonations_visible_;
+    }
 
     std::size_t customer_count() const noexcept { return customers_.size(); }
     std::span<const customer> customers() const noexcept { return customers_; }
@@ -96,6 +103,8 @@ private:
     std::unordered_map<customer_id, std::vector<const profile*>> by_customer_;
     std::unordered_map<team_id, std::vector<const profile*>> by_team_;
     bool impersonation_enabled_ = true;
+    bool impersonation_reason_required_ = false;
+    bool operator_impersonations_visible_ = true;
 };
 
 } // namespace portal_auth

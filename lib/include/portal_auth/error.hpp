@@ -49,11 +49,14 @@ enum class errc {
     profile_not_found,
     customer_not_found,
     actor_lost_right, // the issuer of an impersonation token may no longer impersonate its target
+    impersonation_not_found,
+    forbidden_impersonated_caller, // an impersonated session asked about impersonations
 
     // Capacity and dependencies: the request may succeed later (503 with Retry-After)
     overloaded,        // the password-hashing queue is full
     audit_unavailable, // a credential's audit line could not be written
     store_unavailable, // the session or counter store failed or timed out
+    not_ready,         // draining, or a dependency (audit sink, store) is failing
 };
 
 const boost::system::error_category& portal_auth_category() noexcept;

@@ -23,6 +23,7 @@ struct request_context {
     std::string remote;
     std::chrono::system_clock::time_point now;
     std::string peer;
+    bool draining = false; // the server is stopping (readiness probes answer 503)
 };
 
 // An RFC 9457 problem details response (application/problem+json). `type` is "about:blank" for

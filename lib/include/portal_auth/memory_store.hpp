@@ -10,6 +10,9 @@
 namespace portal_auth {
 
 class rate_limiter;
+namespace detail {
+class impersonation_ledger;
+}
 
 class memory_store final : public session_repository, public rate_limit_store {
 public:
@@ -37,6 +40,21 @@ public:
     boost::asio::awaitable<store_result<std::vector<std::pair<std::string, impersonation_grant>>>>
     withdraw_grants(std::function<bool(const impersonation_grant&)> should_withdraw,
                     std::string because, clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<bool>>
+    start_impersonation(std::string_view id, session_id session, clock_type::time_point started_at,
+                        clock_type::time_point session_expires_at) override;
+    boost::asio::awaitable<store_result<std::optional<impersonation_record>>>
+    end_impersonation(std::string_view id, std::string end_reason,
+                      clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<std::vector<impersonation_record>>>
+    end_impersonations_of_actor(session_id actor_session, std::string end_reason,
+                                clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<std::vector<impersonation_record>>>
+    expire_impersonations(clock_type::time_point now) override;
+    boost::asio::awaitable<store_result<std::optional<impersonation_record>>>
+    find_impersonation(std::string_view id) override;
+    boost::asio::awaitable<store_result<std::vector<impersonation_record>>>
+    list_impersonations(impersonation_query query) override;
     boost::asio::awaitable<store_result<std::vector<session_snapshot>>>
     revoke_matching(std::function<bool(const session_snapshot&)> should_end) override;
 
@@ -59,8 +77,12 @@ public:
     const session_store& sessions() const noexcept { return sessions_; }
 
 private:
+    // Withdraws the grant of an unredeemed record, or revokes the session of an active one.
+    void stop_impersonation(const impersonation_record& ended);
+
     session_store sessions_;
     std::unique_ptr<rate_limiter> counters_;
+    std::unique_ptr<detail::impersonation_ledger> impersonations_;
 };
 
 } // namespace portal_auth

@@ -62,6 +62,9 @@ public:
     // withdrawn grant is returned and stays (withdrawn) until it expires.
     std::optional<impersonation_grant> redeem_grant(std::string_view jti,
                                                     clock_type::time_point now);
+    // Marks the grant withdrawn `because` unless it is redeemed, withdrawn or gone. True if it
+    // did.
+    bool withdraw_grant(std::string_view jti, const std::string& because);
     // Marks every live, unredeemed grant that `should_withdraw` selects as withdrawn `because`
     // and returns them by jti. The predicate runs under a shard lock.
     std::vector<std::pair<std::string, impersonation_grant>>

@@ -30,12 +30,15 @@ using clock_type = std::chrono::system_clock;
 using session_id = std::uint64_t;
 template <class T> using store_result = boost::system::result<T>;
 
-// Who made an impersonated session.
+// Who made an impersonated session, and which impersonation it is.
 struct impersonator_info {
     customer_id customer = 0;
     std::optional<profile_id> profile; // empty for an operator
     bool is_operator = false;
     session_id actor_session = 0; // the actor's session; when it ends, this one ends
+    std::string impersonation_id; // the token's jti
+    std::optional<std::string> reason;
+    clock_type::time_point started_at; // the exchange
 };
 
 struct session_data {
@@ -56,10 +59,54 @@ struct session_snapshot {
 struct impersonation_grant {
     impersonator_info actor; // actor_session: the issuing session
     profile_id target = 0;
+    customer_id target_customer = 0;
+    clock_type::time_point issued_at;
     clock_type::time_point expires_at;
     // Set when the grant was withdrawn before redemption (an audit reason, e.g.
     // "actor_lost_right"): it can no longer be redeemed, and a redemption learns why.
     std::optional<std::string> withdrawn_because;
+};
+
+enum class impersonation_state {
+    issued, // the token is not redeemed yet
+    active, // redeemed: the impersonated session lives
+    ended,
+};
+
+// What the customer and operators see of one impersonation, from issue to end. The id is the
+// token's jti.
+struct impersonation_record {
+    std::string id;
+    impersonator_info actor;
+    customer_id target_customer = 0;
+    profile_id target_profile = 0;
+    std::optional<std::string> reason;
+    clock_type::time_point issued_at;
+    clock_type::time_point token_expires_at;
+    std::optional<clock_type::time_point> started_at;
+    std::optional<clock_type::time_point> session_expires_at; // the impersonated session's cap
+    std::optional<session_id> session;
+    std::optional<clock_type::time_point> ended_at;
+    std::optional<std::string> end_reason;
+
+    impersonation_state state() const noexcept {
+        if (ended_at)
+            return impersonation_state::ended;
+        return started_at ? impersonation_state::active : impersonation_state::issued;
+    }
+    // The token's expiry while issued; the session's cap once active.
+    clock_type::time_point expires_at() const noexcept {
+        return session_expires_at.value_or(token_expires_at);
+    }
+};
+
+// Which impersonation records a listing wants, newest first.
+struct impersonation_query {
+    std::optional<customer_id> target_customer; // only those of this customer
+    std::optional<impersonation_state> state;   // only those in this state
+    bool include_operator_actors = true;
+    std::size_t limit = 100;       // at most this many in all
+    std::size_t ended_limit = 100; // and at most this many ended ones
 };
 
 struct issued_tokens {
@@ -104,7 +151,8 @@ public:
     // Ends the session, and with it every session derived from it. False if it did not exist.
     [[nodiscard]] virtual boost::asio::awaitable<store_result<bool>> revoke(session_id id) = 0;
 
-    // Single-use impersonation grants, keyed by the token's jti.
+    // Single-use impersonation grants, keyed by the token's jti. Adding one also starts its
+    // impersonation record (state issued).
     [[nodiscard]] virtual boost::asio::awaitable<store_result<void>>
     add_grant(std::string jti, impersonation_grant grant, clock_type::time_point now) = 0;
 
@@ -121,6 +169,37 @@ public:
         store_result<std::vector<std::pair<std::string, impersonation_grant>>>>
     withdraw_grants(std::function<bool(const impersonation_grant&)> should_withdraw,
                     std::string because, clock_type::time_point now) = 0;
+
+    // Marks the record active, with its session. False when the record has ended meanwhile
+    // (cancelled while the exchange ran): the caller revokes the session it made.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<bool>>
+    start_impersonation(std::string_view id, session_id session, clock_type::time_point started_at,
+                        clock_type::time_point session_expires_at) = 0;
+
+    // Ends an impersonation that has not ended: an unredeemed grant is withdrawn `end_reason`,
+    // an active session is revoked. Returns the ended record when this call ended it; nothing
+    // when it was unknown or had ended already (so that each ends on the record once).
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<impersonation_record>>>
+    end_impersonation(std::string_view id, std::string end_reason, clock_type::time_point now) = 0;
+
+    // Ends every impersonation issued from the actor's session (it ended), as end_impersonation.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::vector<impersonation_record>>>
+    end_impersonations_of_actor(session_id actor_session, std::string end_reason,
+                                clock_type::time_point now) = 0;
+
+    // Ends what time has ended: an active impersonation whose session is no longer live
+    // ("expired"), an unredeemed one whose token has expired ("not_redeemed"). Returns them.
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::vector<impersonation_record>>>
+    expire_impersonations(clock_type::time_point now) = 0;
+
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::optional<impersonation_record>>>
+    find_impersonation(std::string_view id) = 0;
+
+    [[nodiscard]] virtual boost::asio::awaitable<store_result<std::vector<impersonation_record>>>
+    list_impersonations(impersonation_query query) = 0;
+
+    // Whether the store answers now (readiness probes). The in-memory store always does.
+    [[nodiscard]] virtual boost::asio::awaitable<bool> reachable() { co_return true; }
 
     // Ends every session for which `should_end` returns true and returns them (directory
     // reloads). The predicate must not call back into the store.
