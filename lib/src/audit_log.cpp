@@ -188,6 +188,8 @@ std::string format_audit_line(const audit_event& event, std::chrono::system_cloc
     obj["remote"] = valid_utf8(event.remote);
     if (event.peer)
         obj["peer"] = valid_utf8(*event.peer);
+    if (event.request_id)
+        obj["requestId"] = valid_utf8(*event.request_id);
     return json::serialize(obj);
 }
 

@@ -1,5 +1,6 @@
 // Sign-in, sessions, profiles and impersonation: the rules, over awaitable stores.
 #include <portal_auth/auth_service.hpp>
+#include <portal_auth/metrics.hpp>
 
 #include <boost/json/object.hpp>
 
@@ -209,13 +210,43 @@ scrypt_params auth_service::dummy_hash_params() const {
     return dummy_hash_.load()->params;
 }
 
+// The outcome counters follow the audit events: one place decides what each event means.
+void auth_service::count_event(std::string_view event, bool recorded) const {
+    using enum metrics::login_result;
+    using impersonation = metrics::impersonation_result;
+    metrics& m = *deps_.counts;
+    if (event == "login.succeeded" && recorded)
+        m.login(succeeded);
+    else if (event == "login.failed")
+        m.login(failed);
+    else if (event == "login.throttled")
+        m.login(throttled);
+    else if (event == "impersonation.issued" && recorded)
+        m.impersonation(impersonation::issued);
+    else if (event == "impersonation.denied")
+        m.impersonation(impersonation::denied);
+    else if (event == "impersonation.exchanged" && recorded)
+        m.impersonation(impersonation::exchanged);
+    else if (event == "impersonation.exchange_failed" || event == "impersonation.throttled")
+        m.impersonation(impersonation::failed);
+}
+
 asio::awaitable<error_code> auth_service::record(audit_event event, const request_context& call) {
     // Who called: the client, and the proxy it came through when that is not the client.
     if (event.remote.empty())
         event.remote = call.remote;
     if (!event.peer && !call.peer.empty())
         event.peer = call.peer;
+    if (!event.request_id && !call.request_id.empty())
+        event.request_id = call.request_id;
+    const std::string name = event.event;
+    const bool throttle_line = event.limit.has_value(); // counted per attempt by record_refusal
     const error_code failed = co_await deps_.audit.record(std::move(event), call.now);
+    if (deps_.counts) {
+        deps_.counts->audit_line(!failed);
+        if (!throttle_line)
+            count_event(name, !failed);
+    }
     co_return failed;
 }
 
@@ -226,6 +257,8 @@ asio::awaitable<void> auth_service::record_outcome(audit_event event, const requ
 }
 
 asio::awaitable<void> auth_service::record_shed(const request_context& call) {
+    if (deps_.counts)
+        deps_.counts->login(metrics::login_result::shed);
     sheds_since_line_.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t second = unix_seconds(call.now);
     std::int64_t last = shed_line_second_.load(std::memory_order_relaxed);
@@ -244,6 +277,8 @@ asio::awaitable<void> auth_service::record_refusal(std::string_view key, audit_e
     event.remote = call.remote;
     if (!call.peer.empty())
         event.peer = call.peer;
+    if (deps_.counts)
+        count_event(event.event, true);
     if (refusals_->note(key, event, window, call.now))
         co_await record_outcome(std::move(event), call);
     co_await write_throttle_summaries(call.now);
@@ -254,6 +289,8 @@ asio::awaitable<void> auth_service::write_throttle_summaries(clock_type::time_po
     auto summaries = refusals_->take_ended(close_all ? clock_type::time_point::max() : now);
     for (audit_event& summary : summaries) {
         const error_code failed = co_await deps_.audit.record(std::move(summary), now);
+        if (deps_.counts)
+            deps_.counts->audit_line(!failed);
         if (failed)
             unrecorded_events_.fetch_add(1, std::memory_order_relaxed);
     }

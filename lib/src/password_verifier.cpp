@@ -39,7 +39,9 @@ asio::awaitable<boost::system::result<bool>> password_verifier::verify(const pas
             asio::post(executor_, [this, &hash, password, handler = std::move(handler),
                                    caller = std::move(caller)]() mutable {
                 waiting_.fetch_sub(1, std::memory_order_relaxed);
+                busy_.fetch_add(1, std::memory_order_relaxed);
                 const bool verified = verify_password(hash, password);
+                busy_.fetch_sub(1, std::memory_order_relaxed);
                 auto caller_executor = caller.get_executor();
                 asio::post(caller_executor, [handler = std::move(handler), verified]() mutable {
                     std::move(handler)(verified);

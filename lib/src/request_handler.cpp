@@ -1,4 +1,6 @@
 // The endpoints: parsing, the service call, and the JSON or problem answer of each.
+#include <portal_auth/logger.hpp>
+#include <portal_auth/metrics.hpp>
 #include <portal_auth/request_handler.hpp>
 
 #include <boost/beast/http/field.hpp>
@@ -9,11 +11,14 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include <openssl/rand.h>
+
 #include <charconv>
 #include <exception>
 #include <optional>
 #include <string>
 
+#include "base64.hpp"
 #include "json_strict.hpp"
 #include "json_writer.hpp"
 #include "router.hpp"
@@ -779,8 +784,32 @@ http_response make_problem_response(http::status status, std::string_view type,
     return res;
 }
 
-request_handler::request_handler(auth_service& service)
-    : service_(service), router_(std::make_unique<router>()) {
+namespace {
+
+// A client's X-Request-Id is kept when it is a sane token: it goes into logs and the audit.
+bool sane_request_id(std::string_view id) {
+    if (id.empty() || id.size() > 128)
+        return false;
+    for (char c : id) {
+        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+std::string new_request_id() {
+    unsigned char raw[12];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        throw std::runtime_error("RAND_bytes failed");
+    return base64url_encode(std::span<const unsigned char>(raw, sizeof raw));
+}
+
+} // namespace
+
+request_handler::request_handler(auth_service& service, handler_options options)
+    : service_(service), options_(options), router_(std::make_unique<router>()) {
     for (const endpoint_entry& e : endpoint_table)
         router_->add(e.method, e.pattern);
 }
@@ -789,6 +818,29 @@ request_handler::~request_handler() = default;
 
 asio::awaitable<http_response> request_handler::operator()(http_request req,
                                                            request_context call) const {
+    const auto started = std::chrono::steady_clock::now();
+    const auto given_id = req["X-Request-Id"];
+    call.request_id = sane_request_id(given_id) ? std::string(given_id) : new_request_id();
+    std::string_view route = "unmatched"; // a template, never the path (it may hold a token)
+    http_response response = co_await answer(req, call, route);
+    response.set("X-Request-Id", call.request_id);
+    const unsigned status = response.result_int();
+    const auto took = std::chrono::steady_clock::now() - started;
+    if (options_.counts) {
+        options_.counts->request(route, status, took);
+        if (status == 503 && response.body().find("store-unavailable") != std::string::npos)
+            options_.counts->store_error();
+    }
+    if (options_.log)
+        options_.log->access(req.method_string(), route, status,
+                             std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
+                             call.remote, call.request_id);
+    co_return response;
+}
+
+asio::awaitable<http_response> request_handler::answer(const http_request& req,
+                                                       const request_context& call,
+                                                       std::string_view& route) const {
     const unsigned version = req.version();
     try {
         auto target = boost::urls::parse_origin_form(req.target());
@@ -797,6 +849,7 @@ asio::awaitable<http_response> request_handler::operator()(http_request req,
         auto match = router_->match(req.method(), target->encoded_path());
         if (match.result != route_match::outcome::found)
             co_return routing_failure(match, req);
+        route = endpoint_table[match.route].pattern;
         endpoint_context ctx{req, match, call, *target, service_};
         auto response = co_await endpoint_table[match.route].fn(ctx);
         co_return response;

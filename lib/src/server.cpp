@@ -1,5 +1,6 @@
 // The listener: accept loop, one coroutine per connection with its deadline watchdog, and a
 // supervisor that turns stop() and per-operation cancellation into a graceful or forced stop.
+#include <portal_auth/metrics.hpp>
 #include <portal_auth/server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -322,6 +323,13 @@ asio::awaitable<void> drive(state_ptr st, connection& c, const client_identity& 
         switch (next.type) {
         case http_connection::action_type::handshake: {
             const beast::error_code ec = co_await c.stream.handshake();
+            if (st->config.counts) {
+                using result = metrics::handshake_result;
+                st->config.counts->handshake(ec ? result::failed
+                                             : SSL_session_reused(c.stream.native_handle())
+                                                 ? result::resumed
+                                                 : result::full);
+            }
             m.handshake_done(ec);
             break;
         }
@@ -416,6 +424,8 @@ asio::awaitable<void> run_connection(state_ptr st, tcp::socket socket,
         auto source = co_await read_proxy_header(*c);
         if (!source) {
             serve = false; // not from the balancer as configured: closed unanswered
+            if (cfg.counts)
+                cfg.counts->connection_rejected(metrics::rejection::proxy_header);
         } else if (*source) {
             who.peer = who.remote;
             who.remote = format_endpoint(**source);
@@ -492,11 +502,19 @@ asio::awaitable<void> accept_loop(state_ptr st) {
         std::optional<asio::ip::address> counted;
         if (!peer_error && !is_trusted(st->config.trusted_proxies, peer.address()))
             counted = peer.address();
-        if (st->live.load() >= st->config.max_connections || (counted && !st->admit(*counted))) {
+        const bool over_cap = st->live.load() >= st->config.max_connections;
+        const bool over_address = !over_cap && counted && !st->admit(*counted);
+        if (over_cap || over_address) {
+            if (st->config.counts)
+                st->config.counts->connection_rejected(over_cap
+                                                           ? metrics::rejection::max_connections
+                                                           : metrics::rejection::per_address);
             beast::error_code ignored;
             socket.close(ignored);
             continue;
         }
+        if (st->config.counts)
+            st->config.counts->connection_accepted();
         st->live.fetch_add(1, std::memory_order_relaxed);
         auto executor = socket.get_executor();
         asio::co_spawn(executor, run_connection(st, std::move(socket), std::move(counted)),

@@ -166,12 +166,16 @@ boost::asio::io_context& sync_context() {
     return ioc;
 }
 
-service_fixture::service_fixture(service_config config, std::size_t hash_queue)
+service_fixture::service_fixture(service_config config, std::size_t hash_queue, metrics* counts)
     : signer(std::make_shared<const token_signer>(
           std::vector<signing_key>{make_random_signing_key("test-key")})),
       passwords(hashing.get_executor(), hash_queue),
       service(config, test_directory(), signer,
-              {.sessions = store, .counters = store, .audit = audit, .passwords = passwords}),
+              {.sessions = store,
+               .counters = store,
+               .audit = audit,
+               .passwords = passwords,
+               .counts = counts}),
       handler(service) {}
 
 running_server::running_server(service_config config, server_config server_cfg,

@@ -5,6 +5,7 @@
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/auth_service.hpp>
 #include <portal_auth/memory_store.hpp>
+#include <portal_auth/metrics.hpp>
 #include <portal_auth/password_verifier.hpp>
 #include <portal_auth/request_handler.hpp>
 #include <portal_auth/server.hpp>
@@ -83,7 +84,8 @@ template <class T> T run_sync(boost::asio::awaitable<T> op) {
 // The whole service in-process, without sockets: the in-memory store, the audit ring and a
 // one-thread hashing pool.
 struct service_fixture {
-    explicit service_fixture(service_config config = {}, std::size_t hash_queue = 64);
+    explicit service_fixture(service_config config = {}, std::size_t hash_queue = 64,
+                             metrics* counts = nullptr);
     std::shared_ptr<const token_signer> signer;
     memory_store store;
     audit_log audit;

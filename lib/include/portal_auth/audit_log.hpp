@@ -37,6 +37,7 @@ struct audit_event {
     std::string remote;                // the client: "ip:port" or "[v6]:port"
     // The TCP peer when it is not the client (a trusted proxy that forwarded the request).
     std::optional<std::string> peer;
+    std::optional<std::string> request_id; // the request that caused the event
 };
 
 // Which events a listing draws from. Impersonation events (issued, denied, exchanged,

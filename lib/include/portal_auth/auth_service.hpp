@@ -47,12 +47,15 @@ struct service_config {
     rate_limit impersonations_per_actor{30, std::chrono::seconds(60)};
 };
 
+class metrics;
+
 // What the service works on; each must outlive it.
 struct service_dependencies {
     session_repository& sessions;
     rate_limit_store& counters;
     audit_sink& audit;
     password_verifier& passwords;
+    metrics* counts = nullptr; // optional: login, impersonation and audit-line counters
 };
 
 namespace detail {
@@ -238,6 +241,7 @@ private:
     issue_impersonation_token(const session_snapshot& actor, const profile& target,
                               bool as_operator, std::optional<std::string> reason,
                               const request_context& call);
+    void count_event(std::string_view event, bool recorded) const;
     // Records an event with the caller's address; the error is the sink's.
     boost::asio::awaitable<error_code> record(audit_event event, const request_context& call);
     // Records an event whose failure changes no answer (denials, failures, logouts).

@@ -24,6 +24,8 @@ struct request_context {
     std::chrono::system_clock::time_point now;
     std::string peer;
     bool draining = false; // the server is stopping (readiness probes answer 503)
+    // The request's id (X-Request-Id, or made by the request handler), for logs and the audit.
+    std::string request_id;
 };
 
 // An RFC 9457 problem details response (application/problem+json). `type` is "about:blank" for

@@ -35,6 +35,8 @@ public:
 
     // Verifications submitted and not yet started.
     std::size_t waiting() const noexcept { return waiting_.load(std::memory_order_relaxed); }
+    // Verifications running on a hashing thread now.
+    std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
     // Verifications refused because the queue was full, since construction.
     std::uint64_t shed_count() const noexcept { return shed_.load(std::memory_order_relaxed); }
     std::size_t queue_limit() const noexcept { return queue_limit_; }
@@ -43,6 +45,7 @@ private:
     boost::asio::any_io_executor executor_;
     std::size_t queue_limit_;
     std::atomic<std::size_t> waiting_{0};
+    std::atomic<std::size_t> busy_{0};
     std::atomic<std::uint64_t> shed_{0};
 };
 

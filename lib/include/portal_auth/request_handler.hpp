@@ -9,15 +9,28 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <memory>
+#include <string_view>
 
 namespace portal_auth {
 
 class router;
+class metrics;
+class logger;
+
+// What the handler reports to, both optional; each must outlive the handler.
+struct handler_options {
+    metrics* counts = nullptr;   // requests by route template and status, durations
+    const logger* log = nullptr; // one access line per request (info)
+};
 
 // Thread-safe: any number of requests may be handled at once, on any executors.
+//
+// Every response carries X-Request-Id: the request's own when it is a sane token (1 to 128
+// characters of A-Z a-z 0-9 . _ -), else one made here; the audit lines of the request carry it
+// as requestId.
 class request_handler {
 public:
-    explicit request_handler(auth_service& service);
+    explicit request_handler(auth_service& service, handler_options options = {});
     ~request_handler();
     request_handler(const request_handler&) = delete;
     request_handler& operator=(const request_handler&) = delete;
@@ -33,7 +46,12 @@ public:
     struct endpoint_context;
 
 private:
+    boost::asio::awaitable<http_response> answer(const http_request& request,
+                                                 const request_context& context,
+                                                 std::string_view& route) const;
+
     auth_service& service_;
+    handler_options options_;
     std::unique_ptr<router> router_;
 };
 

@@ -20,6 +20,8 @@
 
 namespace portal_auth {
 
+class metrics;
+
 // Answers one request. Runs on the connection's executor; may await anything (a pool, a remote
 // store) and must complete on that executor. An exception ends the connection without an
 // answer (and is logged), so a handler should turn its own failures into responses.
@@ -58,6 +60,8 @@ struct server_config {
     std::vector<boost::asio::any_io_executor> connection_executors;
     // Operational messages (never secrets). Default: stderr.
     std::function<void(std::string_view)> log;
+    // Optional: connections accepted and rejected, TLS handshakes. Must outlive the server.
+    metrics* counts = nullptr;
 };
 
 class server {
