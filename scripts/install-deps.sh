@@ -7,6 +7,7 @@ packages=(
     cmake g++ make ninja-build pkg-config openssl curl ca-certificates python3
     libssl-dev
     libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-test1.81-dev
+    python3-jsonschema python3-yaml
     "$@"
 )
 

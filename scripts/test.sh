@@ -16,6 +16,9 @@ if [ "${1:-}" = "--tsan" ]; then
     exit 0
 fi
 
+echo "== OpenAPI description: lint"
+scripts/lint-api.sh
+
 echo "== Release build"
 scripts/build.sh Release
 ctest --test-dir build --output-on-failure --timeout 900

@@ -20,10 +20,19 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iostream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "test_world.hpp"
 
@@ -78,6 +87,43 @@ test_pki make_pki() {
     X509_free(cert);
     EVP_PKEY_free(key);
     return pki;
+}
+
+// PORTAL_AUTH_RECORD_RESPONSES (see https_client::request): one JSON line per response, written
+// with one O_APPEND write under a mutex, so that lines of concurrent clients never interleave.
+void record_response(http::verb method, std::string_view target,
+                     const http::response<http::string_body>& res) {
+    static const char* const path = std::getenv("PORTAL_AUTH_RECORD_RESPONSES");
+    if (!path || !*path)
+        return;
+    boost::json::object headers;
+    for (const auto& f : res) {
+        std::string name(f.name_string());
+        for (char& ch : name)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        auto& value = headers[name];
+        if (value.is_string())
+            value.as_string().append(", ").append(f.value());
+        else
+            value = f.value();
+    }
+    std::string line = boost::json::serialize(boost::json::object{
+        {"method", http::to_string(method)},
+        {"target", target},
+        {"status", res.result_int()},
+        {"contentType", res[http::field::content_type]},
+        {"body", res.body()},
+        {"headers", std::move(headers)},
+    });
+    line += '\n';
+    static std::mutex mutex;
+    std::lock_guard lock(mutex);
+    const int fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        std::cerr << "PORTAL_AUTH_RECORD_RESPONSES: cannot append to " << path << ": "
+                  << std::strerror(errno) << std::endl;
+    if (fd >= 0)
+        ::close(fd);
 }
 
 asio::ssl::context server_tls() {
@@ -271,6 +317,7 @@ response https_client::request(http::verb method, std::string_view target, std::
     parser.body_limit(16 * 1024 * 1024);
     http::read(*stream_, buffer_, parser);
     auto res = parser.release();
+    record_response(method, target, res);
     response out{res.result_int(), res.body(), {}};
     for (auto const& f : res)
         out.headers.insert(f.name_string(), f.value());

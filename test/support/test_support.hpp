@@ -145,6 +145,10 @@ class https_client {
 public:
     explicit https_client(unsigned short port, client_options options = {});
     ~https_client();
+    // When the environment variable PORTAL_AUTH_RECORD_RESPONSES names a file, each response
+    // is appended to it as one JSON line {"method","target","status","contentType","body",
+    // "headers":{lower-case name: value}}; test/api/validate_responses.py checks them against
+    // api/openapi.yaml. raw_exchange and send_raw record nothing.
     response request(boost::beast::http::verb method, std::string_view target,
                      std::string_view body = {}, std::string_view bearer = {},
                      std::vector<std::pair<std::string, std::string>> extra_headers = {});
