@@ -21,6 +21,7 @@
 #include "base64.hpp"
 #include "json_strict.hpp"
 #include "json_writer.hpp"
+#include "request_id.hpp"
 #include "router.hpp"
 
 namespace portal_auth {
@@ -784,30 +785,6 @@ http_response make_problem_response(http::status status, std::string_view type,
     return res;
 }
 
-namespace {
-
-// A client's X-Request-Id is kept when it is a sane token: it goes into logs and the audit.
-bool sane_request_id(std::string_view id) {
-    if (id.empty() || id.size() > 128)
-        return false;
-    for (char c : id) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-std::string new_request_id() {
-    unsigned char raw[12];
-    if (RAND_bytes(raw, sizeof raw) != 1)
-        throw std::runtime_error("RAND_bytes failed");
-    return base64url_encode(std::span<const unsigned char>(raw, sizeof raw));
-}
-
-} // namespace
-
 request_handler::request_handler(auth_service& service, handler_options options)
     : service_(service), options_(options), router_(std::make_unique<router>()) {
     for (const endpoint_entry& e : endpoint_table)
@@ -820,7 +797,8 @@ asio::awaitable<http_response> request_handler::operator()(http_request req,
                                                            request_context call) const {
     const auto started = std::chrono::steady_clock::now();
     const auto given_id = req["X-Request-Id"];
-    call.request_id = sane_request_id(given_id) ? std::string(given_id) : new_request_id();
+    call.request_id =
+        detail::sane_request_id(given_id) ? std::string(given_id) : detail::new_request_id();
     std::string_view route = "unmatched"; // a template, never the path (it may hold a token)
     http_response response = co_await answer(req, call, route);
     response.set("X-Request-Id", call.request_id);

@@ -36,6 +36,7 @@
 #include "forwarded_for.hpp"
 #include "http_connection.hpp"
 #include "proxy_protocol.hpp"
+#include "request_id.hpp"
 #include "response_serializer.hpp"
 #include "tls_socket_stream.hpp"
 
@@ -261,7 +262,10 @@ http_response protocol_error_response(http::status status) {
         detail = "request header exceeds the size limit";
     else if (status == http::status::payload_too_large)
         detail = "request body exceeds the size limit";
-    return make_problem_response(status, "about:blank", detail, 11, false);
+    auto res = make_problem_response(status, "about:blank", detail, 11, false);
+    // Every response has a request id, these too (no handler saw the request).
+    res.set("X-Request-Id", detail::new_request_id());
+    return res;
 }
 
 // Closes the socket once the connection's deadline has passed; the pending operation then
