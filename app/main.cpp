@@ -1,6 +1,8 @@
-// portal-auth: flag parsing and wiring. Everything else lives in the library.
+// portal-auth: commands and wiring. Options are read in options.cpp; everything else lives in
+// the library.
 #include <portal_auth/audit_log.hpp>
 #include <portal_auth/auth_service.hpp>
+#include <portal_auth/cors.hpp>
 #include <portal_auth/directory.hpp>
 #include <portal_auth/memory_store.hpp>
 #include <portal_auth/password_hash.hpp>
@@ -9,6 +11,7 @@
 #include <portal_auth/server.hpp>
 #include <portal_auth/tls_context.hpp>
 #include <portal_auth/token_signer.hpp>
+#include <portal_auth/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -19,16 +22,22 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/version.hpp>
 
 #include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 
-#include <charconv>
+#include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -42,232 +51,28 @@
 #include <thread>
 #include <vector>
 
+#include "options.hpp"
+
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+// Set by app/CMakeLists.txt at configure time: `git rev-parse --short HEAD`, or "unknown".
+#ifndef PORTAL_AUTH_GIT_COMMIT
+#define PORTAL_AUTH_GIT_COMMIT "unknown"
+#endif
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+using portal_auth::app::options;
+using portal_auth::app::usage_error;
+
 namespace {
 
 constexpr int exit_usage = 2;
-
-constexpr std::string_view usage_text = R"(usage:
-  portal-auth [serve] [options]      run the HTTPS server
-  portal-auth hash-password          read a password on stdin, print its scrypt hash
-  portal-auth gen-key KID            print a new signing-key line "KID SECRET"
-
-options:
-  --listen HOST:PORT                 default 127.0.0.1:8443; [::1]:8443 for IPv6; port 0 = any free port
-  --cert FILE                        PEM certificate chain (default certs/server.pem)
-  --key FILE                         PEM private key (default certs/server.key)
-  --directory FILE                   customers, teams and profiles (JSON; required)
-  --signing-key FILE                 "KID SECRET" lines; the first signs (default: a random key per run)
-  --audit-log FILE                   JSON Lines audit trail, appended
-  --audit-fsync always|batch|never   fdatasync per line, every 100 ms (default), or never
-  --threads N                        I/O threads (default: hardware threads)
-  --hash-threads N                   password-hashing threads (default: hardware threads - 1, at least 1)
-  --hash-queue N                     logins that may wait for a hashing thread before 503, default 64
-  --session-ttl SEC                  default 3600
-  --impersonation-token-ttl SEC      default 60
-  --impersonation-session-ttl SEC    default 1800
-  --max-connections N                default 10000
-  --max-connections-per-address N    open connections from one client address, default 256
-                                     (0 = no limit; trusted proxies are exempt)
-  --trusted-proxy CIDR               a reverse proxy whose X-Forwarded-For (or PROXY header) names
-                                     the client; repeatable, IPv4 or IPv6; none by default
-  --proxy-protocol                   connections from trusted proxies begin with a PROXY protocol
-                                     v2 header (HAProxy send-proxy-v2)
-  --handshake-timeout SEC            default 10
-  --header-timeout SEC               time to receive a whole request, default 10
-  --idle-timeout SEC                 keep-alive idle time, default 60
-  --shutdown-grace SEC               time for requests in flight at SIGTERM, default 10
-  --disable-impersonation            both impersonation endpoints answer 403, the exchange 401
-  --login-max-failures-per-email-and-address N
-                                     failed logins per e-mail from one address per window before 429,
-                                     default 5 (0 = off)
-  --login-max-failures-per-email N   failed logins per e-mail from all addresses per window, default 50
-                                     (0 = off)
-  --login-max-failures-per-address N failed logins per client address per window, default 20 (0 = off)
-  --login-failure-window SEC         the window of the three login limits, default 300
-  --exchange-max-failures-per-address N
-                                     failed impersonation-token exchanges and refreshes per client
-                                     address per minute before 429, default 20 (0 = off)
-  --impersonation-issue-limit N      impersonation tokens per actor per minute, default 30 (0 = off)
-)";
-
-// A start-up failure: printed as one line, exit code 2.
-struct usage_error {
-    std::string message;
-};
-
-struct options {
-    std::string listen = "127.0.0.1:8443";
-    std::string cert = "certs/server.pem";
-    std::string key = "certs/server.key";
-    std::string directory;
-    std::string signing_key;
-    std::string audit_log;
-    portal_auth::audit_sync audit_sync = portal_auth::audit_sync::batch;
-    unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    unsigned hash_threads = portal_auth::default_hash_threads();
-    std::size_t hash_queue = 64;
-    portal_auth::service_config service;
-    portal_auth::server_config server;
-};
-
-std::uint64_t parse_number(std::string_view flag, std::string_view text, std::uint64_t min,
-                           std::uint64_t max) {
-    std::uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < min ||
-        value > max)
-        throw usage_error{std::string(flag) + ": expected a whole number from " +
-                          std::to_string(min) + " to " + std::to_string(max) + ", got \"" +
-                          std::string(text) + "\""};
-    return value;
-}
-
-std::chrono::seconds parse_seconds(std::string_view flag, std::string_view text) {
-    constexpr std::uint64_t one_year = 366ull * 24 * 3600;
-    return std::chrono::seconds(parse_number(flag, text, 1, one_year));
-}
-
-tcp::endpoint parse_listen(std::string_view text) {
-    auto fail = [&](std::string_view why) {
-        return usage_error{"--listen: " + std::string(why) + " in \"" + std::string(text) +
-                           "\" (expected HOST:PORT or [IPv6]:PORT)"};
-    };
-    std::string_view host, port;
-    if (text.starts_with('[')) {
-        auto close = text.find("]:");
-        if (close == std::string_view::npos)
-            throw fail("missing \"]:PORT\"");
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-    } else {
-        auto colon = text.rfind(':');
-        if (colon == std::string_view::npos)
-            throw fail("missing \":PORT\"");
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    }
-    if (host == "localhost")
-        host = "127.0.0.1";
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(std::string(host), ec);
-    if (ec)
-        throw fail("HOST must be an IP address or localhost");
-    auto port_number = parse_number("--listen port", port, 0, 65535);
-    return {address, static_cast<unsigned short>(port_number)};
-}
-
-options parse_options(const std::vector<std::string_view>& args) {
-    options opts;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view arg = args[i];
-        std::string_view value;
-        bool has_inline_value = false;
-        if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-            value = arg.substr(eq + 1);
-            arg = arg.substr(0, eq);
-            has_inline_value = true;
-        }
-        auto take_value = [&]() -> std::string_view {
-            if (has_inline_value)
-                return value;
-            if (i + 1 >= args.size())
-                throw usage_error{std::string(arg) + ": missing value"};
-            return args[++i];
-        };
-        if (arg == "--disable-impersonation") {
-            opts.service.impersonation_enabled = false;
-        } else if (arg == "--listen") {
-            opts.listen = take_value();
-        } else if (arg == "--cert") {
-            opts.cert = take_value();
-        } else if (arg == "--key") {
-            opts.key = take_value();
-        } else if (arg == "--directory") {
-            opts.directory = take_value();
-        } else if (arg == "--signing-key") {
-            opts.signing_key = take_value();
-        } else if (arg == "--audit-log") {
-            opts.audit_log = take_value();
-        } else if (arg == "--audit-fsync") {
-            auto v = take_value();
-            if (v == "always")
-                opts.audit_sync = portal_auth::audit_sync::always;
-            else if (v == "batch")
-                opts.audit_sync = portal_auth::audit_sync::batch;
-            else if (v == "never")
-                opts.audit_sync = portal_auth::audit_sync::never;
-            else
-                throw usage_error{"--audit-fsync: expected always, batch or never, got \"" +
-                                  std::string(v) + "\""};
-        } else if (arg == "--threads") {
-            opts.threads = static_cast<unsigned>(parse_number(arg, take_value(), 1, 256));
-        } else if (arg == "--hash-threads") {
-            opts.hash_threads = static_cast<unsigned>(parse_number(arg, take_value(), 1, 256));
-        } else if (arg == "--hash-queue") {
-            opts.hash_queue = parse_number(arg, take_value(), 1, 100000);
-        } else if (arg == "--session-ttl") {
-            opts.service.session_ttl = parse_seconds(arg, take_value());
-        } else if (arg == "--impersonation-token-ttl") {
-            opts.service.impersonation_token_ttl = parse_seconds(arg, take_value());
-        } else if (arg == "--impersonation-session-ttl") {
-            opts.service.impersonation_session_ttl = parse_seconds(arg, take_value());
-        } else if (arg == "--max-connections-per-address") {
-            opts.server.max_connections_per_address = parse_number(arg, take_value(), 0, 1000000);
-        } else if (arg == "--trusted-proxy") {
-            const std::string_view text = take_value();
-            auto network = portal_auth::ip_network::parse(text);
-            if (!network)
-                throw usage_error{"--trusted-proxy: expected an IPv4 or IPv6 address or CIDR "
-                                  "block, got \"" +
-                                  std::string(text) + "\""};
-            opts.server.trusted_proxies.push_back(*network);
-        } else if (arg == "--proxy-protocol") {
-            opts.server.proxy_protocol = true;
-        } else if (arg == "--max-connections") {
-            opts.server.max_connections = parse_number(arg, take_value(), 1, 1000000);
-        } else if (arg == "--handshake-timeout") {
-            opts.server.handshake_timeout = parse_seconds(arg, take_value());
-        } else if (arg == "--header-timeout") {
-            opts.server.request_timeout = parse_seconds(arg, take_value());
-        } else if (arg == "--idle-timeout") {
-            opts.server.idle_timeout = parse_seconds(arg, take_value());
-        } else if (arg == "--login-max-failures-per-email-and-address") {
-            opts.service.login_failures_per_email_and_address.max =
-                parse_number(arg, take_value(), 0, 1000000);
-        } else if (arg == "--exchange-max-failures-per-address") {
-            opts.service.exchange_failures_per_address.max =
-                parse_number(arg, take_value(), 0, 1000000);
-        } else if (arg == "--login-max-failures-per-email") {
-            opts.service.login_failures_per_email.max = parse_number(arg, take_value(), 0, 1000000);
-        } else if (arg == "--login-max-failures-per-address") {
-            opts.service.login_failures_per_address.max =
-                parse_number(arg, take_value(), 0, 1000000);
-        } else if (arg == "--login-failure-window") {
-            const auto window = parse_seconds(arg, take_value());
-            opts.service.login_failures_per_email_and_address.window = window;
-            opts.service.login_failures_per_email.window = window;
-            opts.service.login_failures_per_address.window = window;
-        } else if (arg == "--impersonation-issue-limit") {
-            opts.service.impersonations_per_actor.max = parse_number(arg, take_value(), 0, 1000000);
-        } else if (arg == "--shutdown-grace") {
-            opts.server.shutdown_grace = parse_seconds(arg, take_value());
-        } else {
-            throw usage_error{"unknown option \"" + std::string(args[i]) +
-                              "\" (see portal-auth --help)"};
-        }
-    }
-    if (opts.directory.empty())
-        throw usage_error{"--directory FILE is required"};
-    if (opts.server.proxy_protocol && opts.server.trusted_proxies.empty())
-        throw usage_error{"--proxy-protocol needs --trusted-proxy: it applies to connections "
-                          "from trusted proxies only"};
-    return opts;
-}
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -309,7 +114,22 @@ std::string format_listen_url(const tcp::endpoint& ep) {
     return "https://" + host + ":" + std::to_string(ep.port());
 }
 
+// systemd's notification protocol (sd_notify(3)): READY=1, RELOADING=1, STOPPING=1 and a
+// STATUS= line. Nothing happens without NOTIFY_SOCKET in the environment.
+void notify_systemd(const std::string& state) {
+    (void)::sd_notify(0, state.c_str());
+}
+
+// CLOCK_MONOTONIC in microseconds: RELOADING=1 carries it (MONOTONIC_USEC=, systemd 253).
+std::string monotonic_usec() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return std::to_string(static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
+                          static_cast<std::uint64_t>(now.tv_nsec) / 1000u);
+}
+
 // SIGHUP's second half: the new directory and keys are in; sessions that lost their basis end.
+// Then systemd hears that the reload is over, whatever its outcome.
 asio::awaitable<void> reload(portal_auth::auth_service& service,
                              std::shared_ptr<const portal_auth::directory> dir,
                              std::shared_ptr<const portal_auth::token_signer> signer,
@@ -319,10 +139,12 @@ asio::awaitable<void> reload(portal_auth::auth_service& service,
     if (!ended) {
         std::clog << "portal-auth: reloaded " << path
                   << " but could not end sessions: " << ended.error().message() << std::endl;
+        notify_systemd("READY=1\nSTATUS=reloaded; could not end sessions");
         co_return;
     }
     std::clog << "portal-auth: reloaded " << path << " (" << dir->customer_count()
               << " customers); " << *ended << " sessions ended" << std::endl;
+    notify_systemd("READY=1\nSTATUS=reloaded " + path);
 }
 
 // Descriptors beyond the connections: listener, audit log, files read on reload, hashing and
@@ -362,8 +184,14 @@ asio::awaitable<void> write_throttle_summaries(portal_auth::auth_service& servic
     }
 }
 
-int serve(const options& opts) {
-    const tcp::endpoint endpoint = parse_listen(opts.listen);
+// What serve and check-config both load, in this order, with the same errors.
+struct loaded_files {
+    std::shared_ptr<const portal_auth::directory> dir;
+    std::shared_ptr<const portal_auth::token_signer> signer;
+    asio::ssl::context tls;
+};
+
+loaded_files load_files(const options& opts) {
     raise_open_file_limit(opts.server.max_connections);
     auto dir = load_directory(opts.directory);
     auto signer = load_signer(opts.signing_key);
@@ -371,12 +199,68 @@ int serve(const options& opts) {
     auto tls = portal_auth::make_tls_context(opts.cert, opts.key, tls_detail);
     if (!tls)
         throw usage_error{tls_detail};
+    return {std::move(dir), std::move(signer), std::move(*tls)};
+}
+
+std::string audit_log_error(const std::string& path, const boost::system::error_code& ec) {
+    return path + ": cannot open the audit log: " + ec.message();
+}
+
+// Whether serve could open the audit log for appending, without creating or touching it: an
+// existing file must be writable, a missing one creatable in its directory.
+boost::system::error_code check_audit_log(const std::string& path) {
+    auto last_error = [] {
+        return boost::system::error_code(errno, boost::system::system_category());
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return boost::system::error_code(EISDIR, boost::system::system_category());
+        return ::access(path.c_str(), W_OK) == 0 ? boost::system::error_code{} : last_error();
+    }
+    if (errno != ENOENT)
+        return last_error();
+    const auto slash = path.rfind('/');
+    const std::string parent = slash == std::string::npos ? "."
+                               : slash == 0               ? "/"
+                                                          : path.substr(0, slash);
+    return ::access(parent.c_str(), W_OK | X_OK) == 0 ? boost::system::error_code{} : last_error();
+}
+
+// nginx -t: everything serve reads and checks, without binding the port or opening the audit
+// log; one line on stdout when it is all good.
+int check_config(const options& opts) {
+    const loaded_files files = load_files(opts);
+    if (!opts.audit_log.empty()) {
+        if (auto ec = check_audit_log(opts.audit_log))
+            throw usage_error{audit_log_error(opts.audit_log, ec)};
+    }
+    std::cout << "portal-auth: configuration OK: listen " << opts.listen << ", directory "
+              << opts.directory << " (" << files.dir->customer_count() << " customers)";
+    if (!opts.server.trusted_proxies.empty())
+        std::cout << ", " << opts.server.trusted_proxies.size() << " trusted proxies";
+    if (!opts.cors_origins.empty()) {
+        std::cout << ", CORS origins";
+        for (const auto& origin : opts.cors_origins)
+            std::cout << ' ' << origin;
+    }
+    if (!opts.config_file.empty())
+        std::cout << ", config file " << opts.config_file;
+    std::cout << std::endl;
+    return 0;
+}
+
+int serve(const options& opts) {
+    const tcp::endpoint endpoint = opts.endpoint;
+    loaded_files files = load_files(opts);
+    auto& dir = files.dir;
+    auto& signer = files.signer;
 
     portal_auth::audit_log audit;
     audit.set_sync_policy(opts.audit_sync);
     if (!opts.audit_log.empty()) {
         if (auto ec = audit.open_file(opts.audit_log))
-            throw usage_error{opts.audit_log + ": cannot open the audit log: " + ec.message()};
+            throw usage_error{audit_log_error(opts.audit_log, ec)};
     }
     // Batched durability: one fdatasync per 100 ms covers every line written meanwhile.
     std::jthread audit_syncer;
@@ -399,6 +283,10 @@ int serve(const options& opts) {
         opts.service, dir, signer,
         {.sessions = store, .counters = store, .audit = audit, .passwords = passwords});
     portal_auth::request_handler handler(service);
+    // Browsers on other origins: only those named by --cors-origin get CORS headers.
+    portal_auth::request_handler_fn handle = std::ref(handler);
+    if (!opts.cors_origins.empty())
+        handle = portal_auth::with_cors(std::move(handle), {.allowed_origins = opts.cors_origins});
 
     // One io_context per thread: a connection lives on one thread and needs no strand. The
     // first context also runs the acceptor and the signals.
@@ -430,7 +318,7 @@ int serve(const options& opts) {
 
     std::optional<portal_auth::server> server;
     try {
-        server.emplace(ioc.get_executor(), *tls, endpoint, std::ref(handler), server_config);
+        server.emplace(ioc.get_executor(), files.tls, endpoint, std::move(handle), server_config);
     } catch (const boost::system::system_error& e) {
         throw usage_error{"--listen " + opts.listen + ": " + e.code().message()};
     }
@@ -443,8 +331,10 @@ int serve(const options& opts) {
         [&, stops = 0](boost::system::error_code ec, int) mutable {
             if (ec)
                 return;
-            stop.emit(++stops == 1 ? asio::cancellation_type::total
-                                   : asio::cancellation_type::terminal);
+            if (++stops == 1)
+                notify_systemd("STOPPING=1\nSTATUS=stopping");
+            stop.emit(stops == 1 ? asio::cancellation_type::total
+                                 : asio::cancellation_type::terminal);
             signals.async_wait(on_stop_signal);
         };
     signals.async_wait(on_stop_signal);
@@ -454,6 +344,8 @@ int serve(const options& opts) {
         [&](boost::system::error_code ec, int) {
             if (ec)
                 return;
+            notify_systemd("RELOADING=1\nMONOTONIC_USEC=" + monotonic_usec() +
+                           "\nSTATUS=reloading " + opts.directory);
             try {
                 auto new_dir = load_directory(opts.directory);
                 auto new_signer =
@@ -463,6 +355,8 @@ int serve(const options& opts) {
             } catch (const usage_error& e) {
                 std::clog << "portal-auth: reload failed, keeping the current configuration: "
                           << e.message << std::endl;
+                notify_systemd("READY=1\nSTATUS=reload failed; serving with the previous "
+                               "configuration");
             }
             hangup.async_wait(on_hangup);
         };
@@ -497,7 +391,9 @@ int serve(const options& opts) {
                            std::rethrow_exception(e);
                    }));
 
-    std::cout << "listening on " << format_listen_url(server->local_endpoint()) << std::endl;
+    const std::string url = format_listen_url(server->local_endpoint());
+    std::cout << "listening on " << url << std::endl;
+    notify_systemd("READY=1\nSTATUS=listening on " + url);
 
     std::vector<std::jthread> workers;
     for (std::size_t i = 1; i < contexts.size(); ++i)
@@ -534,22 +430,46 @@ int gen_key_command(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+int version_command() {
+    std::string boost_version = BOOST_LIB_VERSION; // "1_81"
+    std::replace(boost_version.begin(), boost_version.end(), '_', '.');
+    std::cout << "portal-auth " << portal_auth::version << '\n'
+              << "commit " << PORTAL_AUTH_GIT_COMMIT << '\n'
+              << "Boost " << boost_version << '\n'
+              << OpenSSL_version(OPENSSL_VERSION) << '\n';
+    return 0;
+}
+
 int run(std::vector<std::string_view> args) {
-    if (!args.empty() && (args[0] == "--help" || args[0] == "-h" || args[0] == "help")) {
-        std::cout << usage_text;
+    const std::string_view command = args.empty() ? std::string_view{} : args[0];
+    if (command == "--help" || command == "-h" || command == "help") {
+        std::cout << portal_auth::app::usage_text();
         return 0;
     }
-    if (!args.empty() && args[0] == "hash-password") {
+    if (command == "--version")
+        return version_command();
+    if (command == "hash-password") {
         if (args.size() != 1)
             throw usage_error{
                 "hash-password: takes no arguments (the password is read from stdin)"};
         return hash_password_command();
     }
-    if (!args.empty() && args[0] == "gen-key")
+    if (command == "gen-key")
         return gen_key_command({args.begin() + 1, args.end()});
-    if (!args.empty() && args[0] == "serve")
+    const bool check_only = command == "check-config";
+    if (check_only || command == "serve")
         args.erase(args.begin());
-    return serve(parse_options(args));
+    const auto parsed = portal_auth::app::parse_options(args, environ, std::cerr);
+    switch (parsed.what) {
+    case portal_auth::app::request::help:
+        std::cout << portal_auth::app::usage_text();
+        return 0;
+    case portal_auth::app::request::version:
+        return version_command();
+    case portal_auth::app::request::run:
+        break;
+    }
+    return check_only ? check_config(parsed.settings) : serve(parsed.settings);
 }
 
 } // namespace

@@ -8,6 +8,8 @@ packages=(
     libssl-dev
     libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-test1.81-dev
     python3-jsonschema python3-yaml
+    libboost-program-options1.81-dev libsystemd-dev systemd logrotate
+    libhiredis-dev redis-server
     "$@"
 )
 

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -467,7 +468,9 @@ public:
                            const std::function<void(std::string_view)>& log) {
         ++unreported_;
         if (!last_report_ || now - *last_report_ >= std::chrono::seconds(1)) {
-            std::string line = "accept failed: " + ec.message();
+            // strerror, not ec.message(): no virtual call while out of descriptors (UBSan's
+            // vptr check reported one falsely then).
+            std::string line = "accept failed: " + std::string(std::strerror(ec.value()));
             if (unreported_ > 1)
                 line += " (" + std::to_string(unreported_) + " times since the last report)";
             line += "; pausing accepts";

@@ -28,6 +28,12 @@ if [ ! -f "$DEMO_DIR" ]; then
     exit 1
 fi
 
+# PORTAL_AUTH_* variables set options (and unknown ones draw a warning): the caller's must not
+# reach the binary.
+while IFS= read -r variable; do
+    unset "$variable"
+done < <(compgen -e | grep '^PORTAL_AUTH_')
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/portal-auth-cli.XXXXXX") || exit 1
 SERVER_PIDS=()
 
