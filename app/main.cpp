@@ -171,16 +171,21 @@ void raise_open_file_limit(std::size_t max_connections) {
                   << std::endl;
 }
 
+// Every second: the summaries of throttle windows that ended; every 10 s: the end of
+// impersonations that time has ended (expired sessions, tokens never redeemed).
 asio::awaitable<void> write_throttle_summaries(portal_auth::auth_service& service) {
     co_await asio::this_coro::throw_if_cancelled(false); // the last pass runs after the stop
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    for (;;) {
+    for (unsigned tick = 1;; ++tick) {
         timer.expires_after(std::chrono::seconds(1));
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         const bool stopping = ec == asio::error::operation_aborted;
-        co_await service.write_throttle_summaries(std::chrono::system_clock::now(), stopping);
+        const auto now = std::chrono::system_clock::now();
+        co_await service.write_throttle_summaries(now, stopping);
         if (stopping)
             co_return;
+        if (tick % 10 == 0)
+            (void)co_await service.end_expired_impersonations(now);
     }
 }
 

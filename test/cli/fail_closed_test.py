@@ -209,6 +209,23 @@ for name, token in (("bob", bob_token), ("olga", olga_token)):
           lines[-1]["reason"] == "actor_lost_right", lines[-1])
 stop(proc)
 
+# --- 5b. Time ends impersonations on the record: the binary's periodic sweep ---------------
+os.remove(h.audit)
+proc, port = h.start_server("--impersonation-token-ttl", "1")
+alice = json.loads(login(port, "alice@acme.test", "alice-demo")[1])["accessToken"]
+status, body, _ = call(port, "GET", "/api/public/coworkers/12/impersonate?reason=sweep", token=alice)
+unused = jti_of(json.loads(body)["token"])
+deadline, ended = time.time() + 25, []
+while time.time() < deadline and not ended:
+    time.sleep(0.5)
+    _, lines = audit_lines(h.audit)
+    ended = [e for e in lines if e["event"] == "impersonation.ended"]
+check("an unredeemed token that expires is ended by the sweep, once",
+      len(ended) == 1 and ended[0]["endReason"] == "not_redeemed" and
+      ended[0]["impersonationId"] == unused and ended[0]["impersonationReason"] == "sweep", ended)
+stop(proc)
+os.remove(h.audit)
+
 # --- 6. Behind a reverse proxy ------------------------------------------------------------
 def tls_connection(port, source):
     raw = socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=5)
