@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(preflight_from_an_allowed_origin_is_answered_here) {
     BOOST_TEST(calls->count == 0);
     BOOST_TEST(res.result() == http::status::no_content);
     BOOST_TEST(header(res, http::field::access_control_allow_origin) == app_origin);
-    BOOST_TEST(header(res, http::field::access_control_allow_methods) == "GET, POST, PUT");
+    BOOST_TEST(header(res, http::field::access_control_allow_methods) == "GET, HEAD, POST, PUT, DELETE");
     BOOST_TEST(header(res, http::field::access_control_allow_headers) ==
                "authorization, content-type, x-request-id");
     BOOST_TEST(header(res, http::field::access_control_max_age) == "600");

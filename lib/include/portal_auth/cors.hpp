@@ -24,7 +24,7 @@ struct cors_config {
 };
 
 // The methods and request headers a preflight allows: those of the API.
-inline constexpr std::string_view cors_allowed_methods = "GET, POST, PUT";
+inline constexpr std::string_view cors_allowed_methods = "GET, HEAD, POST, PUT, DELETE";
 inline constexpr std::string_view cors_allowed_headers =
     "authorization, content-type, x-request-id";
 // Response headers a page may read beyond the CORS-safelisted ones: when to retry after a 429
