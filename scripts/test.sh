@@ -26,10 +26,13 @@ ctest --test-dir build --output-on-failure --timeout 900
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build, with the fuzz targets"
 # fuzzer-no-link only adds coverage counters, so the same objects serve the tests and the
 # fuzzers. -fno-sanitize=function: clang 14 cannot compile coroutines with that one check
-# (llvm/llvm-project#49689); every other UBSan check stays on.
+# (llvm/llvm-project#49689). -fno-sanitize=vptr: the vptr check's runtime needs free file
+# descriptors, and fail_closed_test.py exhausts them on purpose (RLIMIT_NOFILE 48), where it
+# reported virtual calls of a system error category and of Asio's cancellation handler as
+# invalid. Every other UBSan check stays on.
 CC=clang CXX=clang++ BUILD_DIR=build-asan scripts/build.sh RelWithDebInfo \
     -DPORTAL_AUTH_BUILD_FUZZERS=ON \
-    -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize=function -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize=function,vptr -fno-sanitize-recover=all -fno-omit-frame-pointer"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1" \
     ctest --test-dir build-asan --output-on-failure --timeout 900
 
